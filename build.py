@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""One command from a Brevitas/QONNX binarized model to a verified dataflow accelerator.
+
+    python build.py --model ftbnn_small --board pynq-z2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="build.py",
+        description="Compile a binarized network (zoo name or QONNX .onnx file) into a verified "
+                    "streaming dataflow accelerator for an FPGA board.",
+    )
+    p.add_argument("--model", help="zoo name (--list-models) or path to a QONNX .onnx file")
+    p.add_argument("--board", help="target board (--list-boards)")
+    p.add_argument("--output", help="build folder (default build/<model>-<board>)")
+    p.add_argument("--clock-mhz", type=float, help="fabric clock (default: the board's)")
+    p.add_argument("--target-fps", default="max", help="N or 'max' (default): fastest design that fits")
+    p.add_argument("--folding", help="per-layer folding JSON (FINN folding_config); overrides --target-fps")
+    p.add_argument("--until", help="stop after this step (--list-steps)")
+    p.add_argument("--from", dest="start", help="resume at this step (--list-steps)")
+    p.add_argument("--verify-input", help=".npy of inputs in the model's own domain (float NCHW pixel/255)")
+    p.add_argument("--verify-images", type=int, default=8, help="images used for verification (default 8)")
+    p.add_argument("--no-synth", action="store_true", help="skip Yosys synthesis")
+    p.add_argument("--list-models", action="store_true", help="list zoo models and exit")
+    p.add_argument("--list-boards", action="store_true", help="list boards and exit")
+    p.add_argument("--list-steps", action="store_true", help="list the build steps and exit")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # library warnings (torch export, qonnx) are noise for users; our own go through logging
+    warnings.filterwarnings("ignore")
+    if args.list_boards:
+        from hw_build import boards
+
+        for b in boards.BOARDS.values():
+            print(f"{b.name:8s} {b.part:22s} {b.clock_mhz:5.0f} MHz  {b.lut:>9,} LUT  {b.bram36:>5} BRAM36  {b.dsp:>6} DSP")
+        return 0
+    if args.list_steps:
+        from hw_build.flow import ALIASES, STEP_NAMES
+
+        for s in STEP_NAMES:
+            alias = [a for a, t in ALIASES.items() if t == s]
+            print(s + (f"  (alias: {', '.join(alias)})" if alias else ""))
+        return 0
+    if args.list_models:
+        from quant_models import zoo
+
+        for name in zoo.names():
+            print(name)
+        return 0
+    if not args.model or not args.board:
+        print("error: --model and --board are required (see python build.py --help)", file=sys.stderr)
+        return 2
+
+    from hw_build import build
+    from hw_build.errors import BuildError
+
+    try:
+        report = build(
+            args.model, args.board, output=args.output, clock_mhz=args.clock_mhz,
+            target_fps=args.target_fps, folding=args.folding, until=args.until, start=args.start,
+            verify_input=args.verify_input, verify_images=args.verify_images, synth=not args.no_synth,
+        )
+    except BuildError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 1
+    est = report.get("estimate")
+    if est:
+        print(f"\n{report['model']} on {report['board']}: {est['cycles_per_frame']} cycles/frame, "
+              f"{est['fps']:.0f} FPS at {report['clock_mhz']:g} MHz (estimate), "
+              f"~{est['lut']} LUT, {est['bram36']:.1f} BRAM36")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

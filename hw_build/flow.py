@@ -1,0 +1,323 @@
+"""The build flow: one function per step, each reading the previous step's ONNX model from
+the build folder and writing its own, so a build can stop (--until) and resume (--from)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
+
+from hw_build import boards
+from hw_build.errors import BuildError
+
+log = logging.getLogger("hw_build")
+
+
+@dataclass
+class Options:
+    model: str
+    board: str
+    output: Path | None = None
+    clock_mhz: float | None = None
+    target_fps: str = "max"
+    folding: Path | None = None
+    until: str | None = None
+    start: str | None = None
+    verify_input: Path | None = None
+    verify_images: int = 8
+    synth: bool = True
+    pretrained: bool = True
+
+
+@dataclass
+class Context:
+    opts: Options
+    out: Path
+    board: boards.Board
+    clock_mhz: float
+    report: dict = field(default_factory=dict)
+
+    def path(self, *parts: str) -> Path:
+        return self.out.joinpath(*parts)
+
+    def intermediate(self, step: str) -> Path:
+        return self.path("intermediate", f"{STEP_NAMES.index(step):02d}_{step}.onnx")
+
+    def load(self, step: str) -> ModelWrapper:
+        p = self.intermediate(step)
+        if not p.exists():
+            raise BuildError(f"cannot resume: '{p}' is missing. Run the build from an earlier step "
+                             f"(--from {step} or earlier) first.")
+        return ModelWrapper(str(p))
+
+    def save(self, step: str, model: ModelWrapper) -> None:
+        self.path("intermediate").mkdir(parents=True, exist_ok=True)
+        model.save(str(self.intermediate(step)))
+
+    def verify_array(self, name: str) -> np.ndarray:
+        p = self.path("verify", f"{name}.npy")
+        if not p.exists():
+            raise BuildError(f"cannot resume: '{p}' is missing; rerun from the export step.")
+        return np.load(p)
+
+    def write_verify(self, name: str, value: np.ndarray) -> None:
+        self.path("verify").mkdir(parents=True, exist_ok=True)
+        np.save(self.path("verify", f"{name}.npy"), value)
+
+
+# ---------------------------------------------------------------- steps
+
+def step_export(ctx: Context) -> None:
+    from hw_build.export import export_module, load_onnx
+    from hw_build.inputs import reference_scores, verify_images
+
+    spec = ctx.opts.model
+    if spec.endswith(".onnx") or Path(spec).is_file():
+        model = load_onnx(spec)
+        module = None
+        ctx.report["model"] = Path(spec).stem
+        ctx.report["trained"] = None
+    else:
+        from quant_models import zoo
+
+        if spec not in zoo.names():
+            raise BuildError(f"unknown model '{spec}'. Zoo models: {', '.join(zoo.names())} "
+                             "(python build.py --list-models), or give the path of a QONNX .onnx file.")
+        module = zoo.get(spec, pretrained=ctx.opts.pretrained)
+        ctx.report["model"] = spec
+        ctx.report["trained"] = bool(getattr(module, "trained", False))
+        if not ctx.report["trained"]:
+            banner = (f"WARNING: '{spec}' has no trained weights here: building with SEEDED INITIAL "
+                      "WEIGHTS. The hardware is real and verified, the accuracy is not meaningful.")
+            log.warning("=" * 78)
+            log.warning(banner)
+            log.warning("=" * 78)
+            ctx.report["weights"] = "seeded initial weights (untrained)"
+        ctx.path("intermediate").mkdir(parents=True, exist_ok=True)
+        model = export_module(module, tuple(module.input_shape), ctx.intermediate("export"))
+    ctx.save("export", model)
+    images, source = verify_images(ctx.opts, module, model)
+    log.info("verification: %d images from %s", len(images), source)
+    ctx.report["verify_source"] = source
+    ctx.write_verify("inputs", images)
+    scores = reference_scores(module, model, images)
+    ctx.write_verify("reference_scores", scores.astype(np.float32))
+    ctx.write_verify("reference", scores.argmax(axis=1).astype(np.int64))
+
+
+def step_tidy(ctx: Context) -> None:
+    from hw_build.tidy import tidy
+
+    ctx.save("tidy", tidy(ctx.load("export")))
+
+
+def step_streamline(ctx: Context) -> None:
+    from hw_build import verify
+    from hw_build.streamline import streamline
+
+    tidy_model = ctx.load("tidy")
+    model = streamline(ModelWrapper(tidy_model.model.SerializeToString()))
+    images = ctx.verify_array("inputs")
+    labels = verify.streamlined_labels(model, images)
+    result = verify.check_stage("streamlined", labels, ctx.verify_array("reference_scores"))
+    ctx.write_verify("streamlined", labels)
+    ctx.report.setdefault("verify", {})["streamlined"] = result
+    if result["mismatches"]:
+        detail = verify.first_divergence_streamlined(tidy_model, model, images[result["first_mismatch"]])
+        raise verify.fail("streamlined", result, detail)
+    ctx.save("streamline", model)
+    log.info("streamlined: %d nodes, all integer; %d/%d labels agree with the reference",
+             len(model.graph.node), result["frames"] - result["mismatches"], result["frames"])
+
+
+def step_lower(ctx: Context) -> None:
+    from hw_build import verify
+    from hw_build.lower import lower
+
+    streamlined = ctx.load("streamline")
+    model = lower(streamlined)
+    images = ctx.verify_array("inputs")
+    labels = verify.dataflow_labels(model, images)
+    result = verify.check_stage("dataflow", labels, ctx.verify_array("reference_scores"))
+    ctx.write_verify("dataflow", labels)
+    ctx.report.setdefault("verify", {})["dataflow"] = result
+    if result["mismatches"]:
+        detail = verify.first_divergence_dataflow(streamlined, model, images[result["first_mismatch"]])
+        raise verify.fail("dataflow", result, detail)
+    ctx.save("lower", model)
+    model.save(str(ctx.path("dataflow.onnx")))
+    log.info("dataflow graph: %d hardware layers (%s)", len(model.graph.node),
+             ", ".join(sorted({n.op_type for n in model.graph.node})))
+
+
+def step_fold(ctx: Context) -> None:
+    from hw_build import fold
+
+    model = ctx.load("lower")
+    if ctx.opts.folding is not None:
+        model = fold.apply_folding_file(model, ctx.opts.folding)
+        how = f"from {ctx.opts.folding}"
+    else:
+        model, how = fold.fold_for_board(model, ctx.board, ctx.clock_mhz, ctx.opts.target_fps)
+    ctx.save("fold", model)
+    model.save(str(ctx.path("dataflow.onnx")))
+    ctx.path("folding.json").write_text(json.dumps(fold.folding_config(model), indent=2) + "\n")
+    cycles = fold.bottleneck_cycles(model)
+    log.info("folding %s: bottleneck %d cycles/frame = %.0f FPS at %g MHz", how, cycles,
+             ctx.clock_mhz * 1e6 / cycles, ctx.clock_mhz)
+
+
+Step = Callable[[Context], None]
+STEPS: list[tuple[str, Step, list[str]]] = [
+    # (name, function, files/folders it writes besides its intermediate model)
+    ("export", step_export, ["verify/inputs.npy", "verify/reference.npy", "verify/reference_scores.npy"]),
+    ("tidy", step_tidy, []),
+    ("streamline", step_streamline, ["verify/streamlined.npy"]),
+    ("lower", step_lower, ["dataflow.onnx", "verify/dataflow.npy"]),
+    ("fold", step_fold, ["folding.json"]),
+]
+STEP_NAMES = [s[0] for s in STEPS]
+ALIASES = {"dataflow": "lower", "streamlined": "streamline"}
+
+
+def resolve_step(name: str) -> str:
+    step = ALIASES.get(name, name)
+    if step not in STEP_NAMES:
+        raise BuildError(f"unknown step '{name}'. Steps: {', '.join(STEP_NAMES)} (python build.py --list-steps).")
+    return step
+
+
+# ---------------------------------------------------------------- driver
+
+def _setup_logging(out: Path, resume: bool) -> logging.Handler:
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    if not any(isinstance(h, logging.StreamHandler) and getattr(h, "_hw_console", False) for h in log.handlers):
+        console = logging.StreamHandler(sys.stdout)
+        console.setFormatter(logging.Formatter("%(message)s"))
+        console._hw_console = True  # type: ignore[attr-defined]
+        # errors are printed once, by build.py, on stderr
+        console.addFilter(lambda record: record.levelno < logging.ERROR)
+        log.addHandler(console)
+    handler = logging.FileHandler(out / "build.log", mode="a" if resume else "w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    return handler
+
+
+def _remove_outputs(ctx: Context, step: str, extra: list[str]) -> None:
+    """Remove what a failed step may have half-written, so nothing looks finished."""
+    for rel in [str(ctx.intermediate(step).relative_to(ctx.out))] + extra:
+        p = ctx.path(rel)
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    if step in ("export", "tidy", "streamline", "lower"):
+        for later in ("dataflow.onnx", "folding.json"):
+            if ctx.path(later).exists():
+                ctx.path(later).unlink()
+
+
+def build(opts: Options) -> dict:
+    board = boards.get(opts.board)
+    clock = opts.clock_mhz or board.clock_mhz
+    if clock <= 0:
+        raise BuildError(f"--clock-mhz must be positive (got {clock}).")
+    name = Path(opts.model).stem if opts.model.endswith(".onnx") else opts.model
+    out = Path(opts.output) if opts.output else Path("build") / f"{name}-{board.name}"
+    first = resolve_step(opts.start) if opts.start else STEP_NAMES[0]
+    last = resolve_step(opts.until) if opts.until else STEP_NAMES[-1]
+    if STEP_NAMES.index(first) > STEP_NAMES.index(last):
+        raise BuildError(f"--from {first} comes after --until {last}.")
+    resume = first != STEP_NAMES[0]
+    if resume and not out.exists():
+        raise BuildError(f"cannot resume from '{first}': build folder '{out}' does not exist.")
+    out.mkdir(parents=True, exist_ok=True)
+    handler = _setup_logging(out, resume)
+    ctx = Context(opts, out, board, clock)
+    steps_file = out / "steps.json"
+    history = json.loads(steps_file.read_text()) if resume and steps_file.exists() else []
+    report_file = out / "report.json"
+    if resume and report_file.exists():
+        ctx.report = json.loads(report_file.read_text())
+    ctx.report.update({"model": ctx.report.get("model", name), "board": board.name, "part": board.part,
+                       "clock_mhz": clock})
+    try:
+        log.info("building %s for %s (%s) at %g MHz into %s", name, board.name, board.part, clock, out)
+        for step, fn, outputs in STEPS[STEP_NAMES.index(first): STEP_NAMES.index(last) + 1]:
+            history = [h for h in history if h["step"] != step]
+            entry = {"step": step, "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            log.info("[%s] ...", step)
+            t0 = time.perf_counter()
+            try:
+                fn(ctx)
+            except BuildError as exc:
+                exc.step = exc.step or step
+                log.error("error: %s", exc)
+                entry.update(status="failed", seconds=round(time.perf_counter() - t0, 2), error=str(exc))
+                history.append(entry)
+                _remove_outputs(ctx, step, outputs)
+                ctx.report["status"] = "failed"
+                ctx.report["failed_step"] = step
+                raise
+            except Exception as exc:
+                entry.update(status="failed", seconds=round(time.perf_counter() - t0, 2),
+                             error=f"{type(exc).__name__}: {exc}")
+                history.append(entry)
+                _remove_outputs(ctx, step, outputs)
+                ctx.report["status"] = "failed"
+                ctx.report["failed_step"] = step
+                raise
+            entry.update(status="ok", seconds=round(time.perf_counter() - t0, 2))
+            history.append(entry)
+            log.info("[%s] done in %.1f s", step, entry["seconds"])
+            steps_file.write_text(json.dumps(history, indent=2) + "\n")
+        ctx.report["status"] = "ok"
+        ctx.report.pop("failed_step", None)
+        ctx.report["steps_run"] = [h["step"] for h in history if h["status"] == "ok"]
+        _finish_report(ctx)
+        return ctx.report
+    finally:
+        steps_file.write_text(json.dumps(history, indent=2) + "\n")
+        report_file.write_text(json.dumps(ctx.report, indent=2, default=_json_default) + "\n")
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _finish_report(ctx: Context) -> None:
+    """Fill the report keys other tools read from what the build produced."""
+    from hw_build.estimate import estimate
+
+    dataflow = ctx.path("intermediate", f"{STEP_NAMES.index('fold'):02d}_fold.onnx")
+    if dataflow.exists():
+        est = estimate(ModelWrapper(str(dataflow)), ctx.clock_mhz)
+        ctx.report["layers"] = est["layers"]
+        ctx.report["estimate"] = est["estimate"]
+        b = ctx.board
+        ctx.report["utilization"] = {
+            "lut": est["estimate"]["lut"] / b.lut, "bram36": est["estimate"]["bram36"] / b.bram36,
+            "dsp": est["estimate"]["dsp"] / b.dsp,
+        }
+        ctx.report["fits"] = all(v <= 1.0 for v in ctx.report["utilization"].values())
+        ctx.report["fits_basis"] = "estimate"
+    for key in ("rtlsim", "synth", "dma", "accuracy"):
+        ctx.report.setdefault(key, None)
+
+
+def _json_default(value):
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(type(value).__name__)

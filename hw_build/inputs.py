@@ -1,0 +1,87 @@
+"""Verification inputs (uint8 images) and the reference scores they get."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
+
+from hw_build.errors import BuildError
+
+log = logging.getLogger("hw_build")
+
+
+def model_input_shape(model: ModelWrapper) -> list[int]:
+    inp = [i for i in model.graph.input if model.get_initializer(i.name) is None][0]
+    return list(model.get_tensor_shape(inp.name))
+
+
+def _from_file(path: Path, shape: list[int]) -> np.ndarray:
+    try:
+        x = np.load(path)
+    except (OSError, ValueError) as exc:
+        raise BuildError(f"cannot read --verify-input '{path}': {exc}.") from None
+    if x.ndim == len(shape) - 1:
+        x = x[None]
+    if list(x.shape[1:]) != list(shape[1:]):
+        raise BuildError(f"--verify-input '{path}' has shape {list(x.shape)}; the model takes "
+                         f"[N, {', '.join(map(str, shape[1:]))}] (float pixel/255, NCHW).")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise BuildError(f"--verify-input '{path}' holds {x.dtype} values; give float pixel/255 "
+                         "values in [0, 1] (the model's own input domain).")
+    if x.min() < -1e-6 or x.max() > 1 + 1e-6:
+        raise BuildError(f"--verify-input '{path}' has values in [{x.min():.3g}, {x.max():.3g}]; "
+                         "image models take pixel/255 in [0, 1].")
+    pixels = np.clip(np.rint(x * 255.0), 0, 255)
+    off_grid = np.abs(x * 255.0 - pixels).max()
+    if off_grid > 0.01:
+        log.warning("--verify-input values are not multiples of 1/255 (off by up to %.3f pixel "
+                    "levels): they are rounded to uint8 pixels, as the accelerator sees them.", off_grid)
+    return pixels.astype(np.uint8)
+
+
+def verify_images(opts, module, model: ModelWrapper) -> tuple[np.ndarray, str]:
+    """uint8 NCHW images for verification and where they come from."""
+    shape = model_input_shape(model)
+    n = max(1, int(opts.verify_images))
+    if opts.verify_input is not None:
+        x = _from_file(Path(opts.verify_input), shape)
+        return x, f"file {opts.verify_input}"
+    dataset = getattr(module, "dataset", None) if module is not None else None
+    if dataset in ("mnist", "digits"):
+        from quant_models import data
+
+        x, _ = data.load(dataset, "test")
+        if list(x.shape[1:]) == list(shape[1:]):
+            return np.clip(np.rint(x[:n] * 255.0), 0, 255).astype(np.uint8), f"{dataset} test split"
+    if dataset == "cifar10":
+        from quant_models import data
+
+        try:
+            x, _ = data.load("cifar10", "test")
+            return np.clip(np.rint(x[:n] * 255.0), 0, 255).astype(np.uint8), "cifar10 test split"
+        except Exception as exc:  # no local CIFAR-10 folder: fall back to random images
+            log.info("CIFAR-10 not available (%s); using seeded random images", type(exc).__name__)
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, size=[n] + list(shape[1:]), dtype=np.uint8), "seeded random images (seed 0)"
+
+
+def reference_scores(module, model: ModelWrapper, images: np.ndarray) -> np.ndarray:
+    """Class scores of the reference: the PyTorch module when there is one, otherwise the
+    QONNX graph executed by qonnx (bit-exact to PyTorch per the toolchain checks)."""
+    x = images.astype(np.float32) / np.float32(255.0)
+    if module is not None:
+        import torch
+
+        with torch.no_grad():
+            out = module(torch.from_numpy(x)).detach().numpy()
+        return out.reshape(out.shape[0], -1)
+    from qonnx.util.cleanup import cleanup_model
+
+    from hw_build.execute import execute_graph
+
+    clean = cleanup_model(ModelWrapper(model.model.SerializeToString()))
+    out = execute_graph(clean, x)[clean.graph.output[0].name]
+    return out.reshape(out.shape[0], -1)

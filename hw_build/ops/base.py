@@ -1,0 +1,156 @@
+"""Common base of the hardware layers (custom ops in the ``hw_build.ops`` qonnx domain).
+
+Conventions every layer (and its Verilog module) follows:
+- Activation tensors are NHWC (``[N, H, W, C]``); vectors are ``[N, 1, 1, C]``.
+- A tensor is streamed in row-major NHWC order. A stream carries ``E`` elements per beat
+  (``in_beat_elems`` / ``out_beat_elems``); element ``i`` of a beat sits at bits
+  ``[i*b +: b]`` of TDATA, ``b`` being the element bit width of the tensor's datatype
+  (two's complement when signed). Beat ``j`` carries elements ``[j*E, (j+1)*E)``.
+- ``execute_node`` is the bit-exact reference the RTL is checked against.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from qonnx.core.datatype import DataType
+from qonnx.custom_op.base import CustomOp
+
+DOMAIN = "hw_build.ops"
+
+
+def smallest_int_type(lo: int, hi: int) -> DataType:
+    """Smallest qonnx integer type that holds every value in [lo, hi]."""
+    lo, hi = int(lo), int(hi)
+    if lo >= 0:
+        if hi <= 1:
+            return DataType["BINARY"]
+        return DataType[f"UINT{max(1, int(hi).bit_length())}"]
+    bits = max(int(hi).bit_length(), int(-lo - 1).bit_length()) + 1
+    return DataType[f"INT{bits}"]
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+class HWLayer(CustomOp):
+    """A streaming hardware layer: shapes, Python execution, cycles, folding, RTL parameters."""
+
+    #: name of the Verilog module implementing this layer (file hw_build/rtl/<module>.v)
+    rtl_module: str = ""
+    #: folding attributes this layer exposes (FINN folding_config names)
+    fold_attrs: tuple[str, ...] = ("PE",)
+
+    def get_nodeattr_types(self) -> dict[str, tuple]:
+        return {
+            "in_shape": ("ints", True, []),
+            "out_shape": ("ints", True, []),
+            "in_dtype": ("s", True, ""),
+            "out_dtype": ("s", True, ""),
+            "PE": ("i", False, 1),
+            # name of the tensor of the streamlined graph this layer's output corresponds to
+            "source": ("s", False, ""),
+        }
+
+    # ----- shapes and types
+    def in_shape(self) -> list[int]:
+        return list(self.get_nodeattr("in_shape"))
+
+    def out_shape(self) -> list[int]:
+        return list(self.get_nodeattr("out_shape"))
+
+    def in_dtype(self) -> DataType:
+        return DataType[self.get_nodeattr("in_dtype")]
+
+    def out_dtype(self) -> DataType:
+        return DataType[self.get_nodeattr("out_dtype")]
+
+    def channels(self) -> int:
+        return self.in_shape()[-1]
+
+    def make_shape_compatible_op(self, model):
+        # out_shape is stored for batch 1; follow the batch of the actual input
+        shape = self.out_shape()
+        in_shape = model.get_tensor_shape(self.onnx_node.input[0])
+        if in_shape:
+            shape[0] = in_shape[0]
+        return self.make_const_shape_op(shape)
+
+    def infer_node_datatype(self, model) -> None:
+        for out in self.onnx_node.output:
+            model.set_tensor_datatype(out, self.out_dtype())
+
+    def verify_node(self) -> list[str]:
+        return []
+
+    # ----- streaming interface
+    def in_beat_elems(self, index: int = 0) -> int:
+        return self.get_nodeattr("PE")
+
+    def out_beat_elems(self) -> int:
+        return self.get_nodeattr("PE")
+
+    def in_stream_bits(self, index: int = 0) -> int:
+        return self.in_beat_elems(index) * self.in_dtype().bitwidth()
+
+    def out_stream_bits(self) -> int:
+        return self.out_beat_elems() * self.out_dtype().bitwidth()
+
+    def in_beats(self, index: int = 0) -> int:
+        """Beats per frame on input ``index``."""
+        return int(np.prod(self.in_shape()[1:])) // self.in_beat_elems(index)
+
+    def out_beats(self) -> int:
+        return int(np.prod(self.out_shape()[1:])) // self.out_beat_elems()
+
+    # ----- folding and performance
+    def fold_options(self) -> dict[str, list[int]]:
+        """Legal values of each folding attribute."""
+        return {"PE": divisors(self.channels())}
+
+    def get_folding(self) -> dict[str, int]:
+        return {a: int(self.get_nodeattr(a)) for a in self.fold_attrs}
+
+    def set_folding(self, **values: int) -> None:
+        options = self.fold_options()
+        for attr, value in values.items():
+            if attr not in options:
+                raise ValueError(f"{self.onnx_node.name}: no folding attribute {attr}")
+            if int(value) not in options[attr]:
+                raise ValueError(
+                    f"{self.onnx_node.name}: {attr}={value} is not allowed; "
+                    f"choose one of {options[attr]}"
+                )
+            self.set_nodeattr(attr, int(value))
+
+    def cycles(self) -> int:
+        """Cycles per frame in steady state (the layer's initiation interval)."""
+        return max(self.in_beats(), self.out_beats())
+
+    # ----- RTL
+    def rtl_params(self, model=None) -> dict[str, Any]:
+        """Verilog parameters of this layer's module instance (ints and strings).
+
+        ``model`` (the ModelWrapper holding the node) is needed by layers whose parameters
+        depend on initializers (threshold counts, coefficient widths); without it they
+        fall back to bounds derived from the node attributes alone.
+        """
+        return {}
+
+    def rtl_memories(self, model) -> dict[str, list[str]]:
+        """Memory initialisation files of this layer: file name -> lines of hex words.
+
+        The file names are the ones ``rtl_params`` passes to the module ($readmemh).
+        """
+        return {}
+
+    def describe(self) -> str:
+        fold = ", ".join(f"{k}={v}" for k, v in self.get_folding().items())
+        return f"{self.onnx_node.op_type} {self.in_shape()} -> {self.out_shape()} ({fold})"
+
+
+def bits_for(value: int) -> int:
+    return max(1, math.ceil(math.log2(max(2, value + 1))))

@@ -1,0 +1,187 @@
+"""Matrix-vector-threshold unit: the compute layer of every Conv and fully-connected layer.
+
+Per input vector ``x`` (MW elements) it computes MH accumulators and, when thresholds are
+given, the activation level ``out[c] = sum_t (acc[c] >= T[c, t])``; without thresholds it
+outputs the accumulator itself.
+
+Two arithmetic modes:
+- binary (``binary=1``): input and weights are bits, ``acc = popcount(xnor(x, w))``
+  (bit 1 stands for +1, bit 0 for -1);
+- integer: ``acc = sum(x * w)`` with signed/unsigned integer x and w.
+
+Folding: ``SIMD`` input elements per beat, ``PE`` output channels computed in parallel.
+Rows are split over PEs by ``row = nf * PE + p`` so output beat ``nf`` holds channels
+``nf*PE .. nf*PE+PE-1``. The weight/threshold memory of PE ``p`` holds, for neuron fold
+``nf`` and synapse fold ``sf``, the SIMD weights ``W[nf*PE+p, sf*SIMD : (sf+1)*SIMD]``.
+Cycles per frame: ``num_vectors * (MH/PE) * (MW/SIMD)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from qonnx.core.datatype import DataType
+
+from hw_build.ops.base import HWLayer, divisors
+
+
+def threshold_levels(acc: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """``out[..., c] = #{t : acc[..., c] >= thresholds[c, t]}`` (thresholds sorted per row).
+
+    ``thresholds`` has one row per channel, or a single row shared by all channels.
+    """
+    acc = np.asarray(acc, dtype=np.int64)
+    th = np.asarray(thresholds, dtype=np.int64)
+    channels = acc.shape[-1]
+    if th.shape[0] == 1:
+        th = np.broadcast_to(th, (channels, th.shape[1]))
+    out = np.empty(acc.shape, dtype=np.int64)
+    for c in range(channels):
+        out[..., c] = np.searchsorted(th[c], acc[..., c], side="right")
+    return out
+
+
+class MVTU(HWLayer):
+    rtl_module = "mvtu"
+    fold_attrs = ("PE", "SIMD")
+
+    def get_nodeattr_types(self):
+        attrs = super().get_nodeattr_types()
+        attrs.update(
+            {
+                "MW": ("i", True, 0),
+                "MH": ("i", True, 0),
+                "SIMD": ("i", False, 1),
+                "num_vectors": ("i", True, 1),
+                "binary": ("i", False, 0),
+                "w_dtype": ("s", True, ""),
+                "acc_dtype": ("s", True, ""),
+                "mem_style": ("s", False, "auto"),
+            }
+        )
+        return attrs
+
+    def channels(self) -> int:
+        return self.get_nodeattr("MH")
+
+    def has_thresholds(self) -> bool:
+        return len(self.onnx_node.input) > 2 and self.onnx_node.input[2] != ""
+
+    def fold_options(self):
+        return {"PE": divisors(self.get_nodeattr("MH")), "SIMD": divisors(self.get_nodeattr("MW"))}
+
+    def in_beat_elems(self, index: int = 0) -> int:
+        return self.get_nodeattr("SIMD")
+
+    def out_beat_elems(self) -> int:
+        return self.get_nodeattr("PE")
+
+    def cycles(self) -> int:
+        mw, mh = self.get_nodeattr("MW"), self.get_nodeattr("MH")
+        return self.get_nodeattr("num_vectors") * (mh // self.get_nodeattr("PE")) * (
+            mw // self.get_nodeattr("SIMD")
+        )
+
+    def accumulate(self, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Accumulators for input vectors x [..., MW] and weights [MH, MW]."""
+        xf = x.astype(np.float64)
+        wf = weights.astype(np.float64)
+        # float64 matmul is exact for these integer magnitudes (< 2**53) and fast
+        if self.get_nodeattr("binary"):
+            mw = self.get_nodeattr("MW")
+            # popcount(xnor) = x.w + (1-x).(1-w) = 2 x.w - sum(x) - sum(w) + MW
+            acc = 2 * (xf @ wf.T) - xf.sum(-1, keepdims=True) - wf.sum(-1)[None, :] + mw
+        else:
+            acc = xf @ wf.T
+        return np.rint(acc).astype(np.int64)
+
+    def execute_node(self, context, graph):
+        node = self.onnx_node
+        x = np.asarray(context[node.input[0]])
+        n = x.shape[0]
+        mw, mh, nv = (self.get_nodeattr(a) for a in ("MW", "MH", "num_vectors"))
+        weights = context[node.input[1]]
+        acc = self.accumulate(x.reshape(n, nv, mw), weights)
+        if self.has_thresholds():
+            acc = threshold_levels(acc, context[node.input[2]])
+        context[node.output[0]] = acc.reshape([n] + self.out_shape()[1:]).astype(np.float32)
+
+    def rtl_params(self, model=None) -> dict[str, Any]:
+        from hw_build.rtl.encoding import int_range, signed_bits, verilog_name
+
+        w_dtype = DataType[self.get_nodeattr("w_dtype")]
+        in_dtype = self.in_dtype()
+        mw = self.get_nodeattr("MW")
+        binary = int(self.get_nodeattr("binary"))
+        bipolar = DataType["BIPOLAR"]
+        if binary:
+            in_bits = w_bits = 1
+            lo, hi = 0, mw
+            acc_bits = signed_bits(lo, hi + 1)
+        else:
+            in_bits, w_bits = in_dtype.bitwidth(), w_dtype.bitwidth()
+            (xl, xh), (wl, wh) = int_range(in_dtype), int_range(w_dtype)
+            corners = [xl * wl, xl * wh, xh * wl, xh * wh]
+            lo, hi = mw * min(min(corners), 0), mw * max(max(corners), 0)
+            # the RTL keeps full products (in_bits + w_bits + 2 bits) as adder-tree leaves
+            acc_bits = max(signed_bits(lo, hi + 1), in_bits + w_bits + 2)
+        num_thresh = 0
+        if self.has_thresholds():
+            if model is not None:
+                num_thresh = int(np.atleast_2d(model.get_initializer(self.onnx_node.input[2])).shape[1])
+            else:
+                num_thresh = (1 << self.out_dtype().bitwidth()) - 1
+        name = verilog_name(self.onnx_node.name)
+        return {
+            "MW": mw,
+            "MH": self.get_nodeattr("MH"),
+            "PE": self.get_nodeattr("PE"),
+            "SIMD": self.get_nodeattr("SIMD"),
+            "BINARY": binary,
+            "IN_BITS": in_bits,
+            "IN_SIGNED": int(not binary and in_dtype.signed() and in_dtype != bipolar),
+            "IN_BIPOLAR": int(not binary and in_dtype == bipolar),
+            "W_BITS": w_bits,
+            "W_SIGNED": int(not binary and w_dtype.signed() and w_dtype != bipolar),
+            "W_BIPOLAR": int(not binary and w_dtype == bipolar),
+            # exact reachable accumulator range [lo, hi], plus hi + 1 for clamped thresholds
+            "ACC_BITS": acc_bits,
+            "NUM_THRESH": num_thresh,
+            "OUT_BITS": self.out_dtype().bitwidth(),
+            "WEIGHTS_FILE": f"{name}_weights.mem",
+            "THRESH_FILE": f"{name}_thresholds.mem" if num_thresh else "",
+        }
+
+    def rtl_memories(self, model) -> dict[str, list[str]]:
+        from hw_build.rtl.encoding import (
+            bits_to_hex,
+            element_codes,
+            pack_fields,
+            twos_complement,
+        )
+
+        p = self.rtl_params(model)
+        mw, mh, pe, simd = p["MW"], p["MH"], p["PE"], p["SIMD"]
+        nf, sf = mh // pe, mw // simd
+        w_dtype = DataType["BINARY"] if p["BINARY"] else DataType[self.get_nodeattr("w_dtype")]
+        weights = np.asarray(model.get_initializer(self.onnx_node.input[1]))
+        if weights.shape != (mh, mw):
+            raise ValueError(f"{self.onnx_node.name}: weights have shape {weights.shape}, expected {(mh, mw)}")
+        codes = element_codes(weights, w_dtype)
+        # word nf*SF + sf holds W[nf*PE + p, sf*SIMD + s] at field p*SIMD + s
+        words = codes.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
+        memories = {p["WEIGHTS_FILE"]: bits_to_hex(pack_fields(words, p["W_BITS"]))}
+        if p["NUM_THRESH"]:
+            th = np.atleast_2d(np.asarray(model.get_initializer(self.onnx_node.input[2]), dtype=np.float64))
+            th = np.broadcast_to(np.ceil(th), (mh, th.shape[1])).astype(np.int64)
+            acc_bits = p["ACC_BITS"]
+            if p["BINARY"]:
+                lo, hi = 0, mw
+            else:
+                lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 2
+            # acc >= t is always true below the reachable range and never true above it
+            th = np.clip(th, lo, hi + 1)
+            fields = twos_complement(th, acc_bits).reshape(nf, pe * p["NUM_THRESH"])
+            memories[p["THRESH_FILE"]] = bits_to_hex(pack_fields(fields, acc_bits))
+        return memories

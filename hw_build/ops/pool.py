@@ -1,0 +1,49 @@
+"""Non-overlapping K x K pooling (kernel == stride) on an NHWC stream: max or sum.
+
+Rows/columns that do not fill a whole window are dropped (ONNX floor mode).
+``PE`` channels per beat.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hw_build.ops.base import HWLayer
+
+
+class Pool(HWLayer):
+    rtl_module = "pool"
+
+    def get_nodeattr_types(self):
+        attrs = super().get_nodeattr_types()
+        attrs.update({"kernel": ("i", True, 2), "mode": ("s", False, "max")})
+        return attrs
+
+    def execute_node(self, context, graph):
+        node = self.onnx_node
+        x = np.rint(np.asarray(context[node.input[0]])).astype(np.int64)
+        k = self.get_nodeattr("kernel")
+        n, h, w, c = x.shape
+        oh, ow = h // k, w // k
+        win = x[:, : oh * k, : ow * k, :].reshape(n, oh, k, ow, k, c)
+        out = win.max(axis=(2, 4)) if self.get_nodeattr("mode") == "max" else win.sum(axis=(2, 4))
+        context[node.output[0]] = out.astype(np.float32)
+
+    def rtl_params(self, model=None) -> dict[str, Any]:
+        _, h, w, c = self.in_shape()
+        mode_sum = int(self.get_nodeattr("mode") == "sum")
+        in_dtype = self.in_dtype()
+        if mode_sum and in_dtype.name == "BIPOLAR":
+            raise ValueError(f"{self.onnx_node.name}: sum pooling of BIPOLAR values is not supported in RTL")
+        if self.out_dtype().bitwidth() < in_dtype.bitwidth():
+            raise ValueError(f"{self.onnx_node.name}: output type narrower than the input type")
+        return {
+            "IFM_H": h, "IFM_W": w, "C": c, "K": self.get_nodeattr("kernel"),
+            "PE": self.get_nodeattr("PE"), "IN_BITS": in_dtype.bitwidth(),
+            "OUT_BITS": self.out_dtype().bitwidth(),
+            # BIPOLAR codes (1 = +1) order like unsigned bits, so max works on them
+            "SIGNED": int(in_dtype.signed() and in_dtype.name != "BIPOLAR"),
+            "MODE_SUM": mode_sum,
+        }

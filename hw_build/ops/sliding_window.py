@@ -1,0 +1,74 @@
+"""Sliding-window generator (im2col on a stream): turns an NHWC image into conv windows.
+
+Input ``[N, H, W, C]``; output ``[N, OH, OW, K*K*C]`` where each output pixel's window
+is ordered ``(kh, kw, c)``. Padding (top, left, bottom, right) uses ``pad_value`` (an
+integer in the input's own encoding: binary convs pad with the bit for -1, i.e. 0).
+``SIMD`` channels per beat in and out (C % SIMD == 0).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hw_build.ops.base import HWLayer, divisors
+
+
+class SlidingWindow(HWLayer):
+    rtl_module = "sliding_window"
+    fold_attrs = ("SIMD",)
+
+    def get_nodeattr_types(self):
+        attrs = super().get_nodeattr_types()
+        attrs.update(
+            {
+                "kernel": ("i", True, 1),
+                "stride": ("i", False, 1),
+                "pads": ("ints", False, [0, 0, 0, 0]),
+                "pad_value": ("i", False, 0),
+                "SIMD": ("i", False, 1),
+            }
+        )
+        return attrs
+
+    def fold_options(self):
+        return {"SIMD": divisors(self.channels())}
+
+    def in_beat_elems(self, index: int = 0) -> int:
+        return self.get_nodeattr("SIMD")
+
+    def out_beat_elems(self) -> int:
+        return self.get_nodeattr("SIMD")
+
+    def execute_node(self, context, graph):
+        node = self.onnx_node
+        x = np.asarray(context[node.input[0]])
+        k, s = self.get_nodeattr("kernel"), self.get_nodeattr("stride")
+        top, left, bottom, right = self.get_nodeattr("pads")
+        xp = np.pad(
+            x,
+            ((0, 0), (top, bottom), (left, right), (0, 0)),
+            constant_values=self.get_nodeattr("pad_value"),
+        )
+        _, oh, ow, _ = self.out_shape()
+        rows = []
+        for kh in range(k):
+            for kw in range(k):
+                rows.append(xp[:, kh : kh + s * (oh - 1) + 1 : s, kw : kw + s * (ow - 1) + 1 : s, :])
+        out = np.concatenate(rows, axis=-1)
+        context[node.output[0]] = out.astype(np.float32)
+
+    def rtl_params(self, model=None) -> dict[str, Any]:
+        _, h, w, c = self.in_shape()
+        _, oh, ow, _ = self.out_shape()
+        top, left, _, _ = self.get_nodeattr("pads")
+        bits = self.in_dtype().bitwidth()
+        return {
+            "IFM_H": h, "IFM_W": w, "C": c, "K": self.get_nodeattr("kernel"),
+            "STRIDE": self.get_nodeattr("stride"), "PAD_T": top, "PAD_L": left,
+            "OFM_H": oh, "OFM_W": ow,
+            "SIMD": self.get_nodeattr("SIMD"), "BITS": bits,
+            # the pad element's bit pattern (pad_value is already in the input's encoding)
+            "PAD_VALUE": int(self.get_nodeattr("pad_value")) & ((1 << bits) - 1),
+        }

@@ -1,0 +1,80 @@
+"""Stream plumbing of residual networks: fan-out, element-wise add, global sum pooling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hw_build.ops.base import HWLayer
+
+
+class DuplicateStreams(HWLayer):
+    """Copies one stream to ``num_outputs`` streams (each output sees every beat)."""
+
+    rtl_module = "duplicate_streams"
+
+    def get_nodeattr_types(self):
+        attrs = super().get_nodeattr_types()
+        attrs["num_outputs"] = ("i", False, 2)
+        return attrs
+
+    def execute_node(self, context, graph):
+        x = np.asarray(context[self.onnx_node.input[0]])
+        for out in self.onnx_node.output:
+            context[out] = x.copy()
+
+    def rtl_params(self, model=None) -> dict[str, Any]:
+        return {"WIDTH": self.in_stream_bits(), "NUM_OUTPUTS": self.get_nodeattr("num_outputs")}
+
+
+class AddStreams(HWLayer):
+    """``out = a + b`` element-wise on two equally shaped integer streams."""
+
+    rtl_module = "add_streams"
+
+    def get_nodeattr_types(self):
+        attrs = super().get_nodeattr_types()
+        attrs["in1_dtype"] = ("s", True, "")
+        return attrs
+
+    def execute_node(self, context, graph):
+        a, b = (np.rint(np.asarray(context[i])).astype(np.int64) for i in self.onnx_node.input)
+        context[self.onnx_node.output[0]] = (a + b).astype(np.float32)
+
+    def rtl_params(self, model=None) -> dict[str, Any]:
+        from qonnx.core.datatype import DataType
+
+        a_dtype = self.in_dtype()
+        b_dtype = DataType[self.get_nodeattr("in1_dtype")]
+        for dt in (a_dtype, b_dtype):
+            if dt.name == "BIPOLAR":
+                raise ValueError(f"{self.onnx_node.name}: AddStreams RTL takes integer inputs, not BIPOLAR")
+        return {
+            "PE": self.get_nodeattr("PE"),
+            "A_BITS": a_dtype.bitwidth(), "A_SIGNED": int(a_dtype.signed()),
+            "B_BITS": b_dtype.bitwidth(), "B_SIGNED": int(b_dtype.signed()),
+            "OUT_BITS": self.out_dtype().bitwidth(),
+        }
+
+
+class GlobalAccPool(HWLayer):
+    """Sum over all pixels per channel: ``[N, H, W, C] -> [N, 1, 1, C]``."""
+
+    rtl_module = "global_acc_pool"
+
+    def execute_node(self, context, graph):
+        x = np.rint(np.asarray(context[self.onnx_node.input[0]])).astype(np.int64)
+        context[self.onnx_node.output[0]] = x.sum(axis=(1, 2), keepdims=True).astype(np.float32)
+
+    def rtl_params(self, model=None) -> dict[str, Any]:
+        in_dtype = self.in_dtype()
+        if in_dtype.name == "BIPOLAR":
+            raise ValueError(f"{self.onnx_node.name}: GlobalAccPool RTL takes integer inputs, not BIPOLAR")
+        if self.out_dtype().bitwidth() < in_dtype.bitwidth():
+            raise ValueError(f"{self.onnx_node.name}: output type narrower than the input type")
+        return {
+            "PIXELS": int(np.prod(self.in_shape()[1:-1])), "C": self.channels(),
+            "PE": self.get_nodeattr("PE"), "IN_BITS": in_dtype.bitwidth(),
+            "SIGNED": int(in_dtype.signed()), "OUT_BITS": self.out_dtype().bitwidth(),
+        }

@@ -1,0 +1,245 @@
+"""Passes that move constant Mul/Add nodes downstream, past forks, linear layers, padding,
+pooling and reshapes, and collapse chains of them. Together with the absorption passes
+they leave every scale and bias in front of a quantizer, where it becomes a threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.base import Transformation
+from qonnx.util.basic import get_by_name
+
+from hw_build.streamline.graph import (
+    add_const,
+    affine_operand,
+    const,
+    insert_after,
+    new_tensor,
+    per_channel,
+    single_consumer,
+)
+from hw_build.streamline.types import pad_params
+
+
+def _swap_after(model: ModelWrapper, affine, follower, new_const: np.ndarray, dyn_input: str) -> None:
+    """Rewrite ``follower(affine(x, c))`` as ``affine'(follower(x), new_const)``."""
+    out = follower.output[0]
+    inner = new_tensor(model, model.get_tensor_shape(out), hint=f"{follower.name}_pre")
+    for i, t in enumerate(follower.input):
+        if t == affine.output[0]:
+            follower.input[i] = dyn_input
+    follower.output[0] = inner
+    moved = helper.make_node(affine.op_type, [inner, add_const(model, new_const, "c")], [out],
+                             name=f"{affine.name}_moved")
+    model.graph.node.remove(affine)
+    insert_after(model, follower, moved)
+    model.set_tensor_datatype(inner, model.get_tensor_datatype(out))
+
+
+class MoveAffinePastFork(Transformation):
+    """A constant Mul/Add feeding several consumers is cloned into each branch, so each
+    branch can absorb it into its own thresholds."""
+
+    def apply(self, model: ModelWrapper):
+        outputs = {o.name for o in model.graph.output}
+        for node in list(model.graph.node):
+            op = affine_operand(model, node)
+            if op is None or node.output[0] in outputs:
+                continue
+            consumers = model.find_consumers(node.output[0])
+            if len(consumers) < 2:
+                continue
+            dyn, c = op
+            for k, consumer in enumerate(consumers[1:], start=1):
+                out = new_tensor(model, model.get_tensor_shape(node.output[0]), hint=f"{node.name}_b{k}")
+                clone = helper.make_node(node.op_type, [dyn, add_const(model, c, "c")], [out],
+                                         name=f"{node.name}_branch{k}")
+                insert_after(model, node, clone)
+                for i, t in enumerate(consumer.input):
+                    if t == node.output[0]:
+                        consumer.input[i] = out
+            return model, True
+        return model, False
+
+
+class MoveAffinePastLinear(Transformation):
+    """Mul(x, scalar) -> Conv/MatMul  ==>  Conv/MatMul(x) -> Mul(scalar);
+    Add(x, c) -> Conv/MatMul          ==>  Conv/MatMul(x) -> Add(W applied to c).
+
+    Conv padding must already be explicit (ExplicitConvPadding), so the bias of a constant
+    input is the same at every output pixel."""
+
+    def apply(self, model: ModelWrapper):
+        for node in list(model.graph.node):
+            op = affine_operand(model, node)
+            if op is None:
+                continue
+            layer = single_consumer(model, node.output[0])
+            if layer is None or layer.op_type not in ("Conv", "MatMul") or layer.input[0] != node.output[0]:
+                continue
+            w = const(model, layer.input[1])
+            if w is None or (len(layer.input) > 2 and layer.input[2]):
+                continue
+            dyn, c = op
+            in_shape = model.get_tensor_shape(node.output[0])
+            out_shape = model.get_tensor_shape(layer.output[0])
+            if layer.op_type == "Conv":
+                pads = get_by_name(layer.attribute, "pads")
+                if pads is not None and any(pads.ints):
+                    continue
+                group = get_by_name(layer.attribute, "group")
+                group = group.i if group is not None else 1
+                vec = per_channel(c, in_shape)
+                if vec is None:
+                    continue
+                depthwise = group == in_shape[1] and w.shape[1] == 1 and group > 1
+                if node.op_type == "Mul":
+                    if vec.size == 1:
+                        new_c = vec.reshape([])
+                    elif depthwise:
+                        new_c = vec.reshape(1, -1, 1, 1)
+                    else:
+                        continue
+                else:
+                    full = np.broadcast_to(vec, (in_shape[1],)).astype(np.float64)
+                    if depthwise:
+                        bias = w.reshape(w.shape[0], -1).sum(axis=1) * full
+                    elif group == 1:
+                        bias = np.einsum("oikl,i->o", w.astype(np.float64), full)
+                    else:
+                        continue
+                    new_c = bias.astype(np.float32).reshape(1, -1, 1, 1)
+            else:
+                if len(in_shape) != 2:
+                    continue
+                if node.op_type == "Mul":
+                    if c.size != 1:
+                        continue
+                    new_c = c.reshape([])
+                else:
+                    full = np.broadcast_to(c.reshape(-1) if c.size > 1 else c.reshape(1),
+                                           (in_shape[1],)).astype(np.float64)
+                    new_c = (full @ w.astype(np.float64)).astype(np.float32).reshape(1, -1)
+            del out_shape
+            _swap_after(model, node, layer, new_c, dyn)
+            return model, True
+        return model, False
+
+
+class MoveAffinePastPad(Transformation):
+    """Pad(Add(x, c), v) ==> Add(Pad(x, v - c), c); Pad(Mul(x, s), v) ==> Mul(Pad(x, v / s), s)
+    for scalar c/s: the padding value follows the integer encoding."""
+
+    def apply(self, model: ModelWrapper):
+        for node in list(model.graph.node):
+            op = affine_operand(model, node)
+            if op is None:
+                continue
+            pad = single_consumer(model, node.output[0])
+            if pad is None or pad.op_type != "Pad" or pad.input[0] != node.output[0]:
+                continue
+            dyn, c = op
+            if c.size != 1 or (node.op_type == "Mul" and float(c.flatten()[0]) == 0.0):
+                continue
+            pads, value = pad_params(model, pad)
+            cv = float(c.flatten()[0])
+            new_value = value - cv if node.op_type == "Add" else value / cv
+            if get_by_name(pad.attribute, "value") is not None:
+                get_by_name(pad.attribute, "value").f = new_value
+            elif len(pad.input) > 2 and pad.input[2]:
+                pad.input[2] = add_const(model, np.float32(new_value), "padval")
+            else:
+                pad.input.append(add_const(model, np.float32(new_value), "padval"))
+            _swap_after(model, node, pad, c.reshape([]), dyn)
+            return model, True
+        return model, False
+
+
+class MoveAffinePastPooling(Transformation):
+    """Per-channel Mul (positive) and Add commute with MaxPool; per-channel Mul commutes with
+    ReduceSum and Add(c) becomes Add(c * pixels)."""
+
+    def apply(self, model: ModelWrapper):
+        for node in list(model.graph.node):
+            op = affine_operand(model, node)
+            if op is None:
+                continue
+            pool = single_consumer(model, node.output[0])
+            if pool is None or pool.op_type not in ("MaxPool", "ReduceSum"):
+                continue
+            dyn, c = op
+            in_shape = model.get_tensor_shape(node.output[0])
+            vec = per_channel(c, in_shape)
+            if vec is None:
+                continue
+            if pool.op_type == "MaxPool" and node.op_type == "Mul" and np.any(vec <= 0):
+                continue
+            new_vec = vec
+            if pool.op_type == "ReduceSum" and node.op_type == "Add":
+                new_vec = vec * np.float32(np.prod(in_shape[2:]))
+            new_c = new_vec.reshape([]) if new_vec.size == 1 else new_vec.reshape([1, -1] + [1] * (len(in_shape) - 2))
+            _swap_after(model, node, pool, new_c, dyn)
+            return model, True
+        return model, False
+
+
+class MoveAffinePastReshape(Transformation):
+    """Constant Mul/Add commute with Reshape/Flatten/Transpose once the constant is laid out
+    like the data (a per-channel constant becomes a per-feature vector after Flatten)."""
+
+    def apply(self, model: ModelWrapper):
+        for node in list(model.graph.node):
+            op = affine_operand(model, node)
+            if op is None:
+                continue
+            shaper = single_consumer(model, node.output[0])
+            if shaper is None or shaper.op_type not in ("Reshape", "Flatten", "Transpose"):
+                continue
+            dyn, c = op
+            in_shape = model.get_tensor_shape(node.output[0])
+            out_shape = model.get_tensor_shape(shaper.output[0])
+            if c.size == 1:
+                new_c = c.reshape([])
+            else:
+                full = np.broadcast_to(c, [1] + list(in_shape[1:]))
+                if shaper.op_type == "Transpose":
+                    perm = get_by_name(shaper.attribute, "perm").ints
+                    new_c = np.transpose(full, perm)
+                else:
+                    new_c = full.reshape([1] + list(out_shape[1:]))
+                new_c = np.ascontiguousarray(new_c, dtype=np.float32)
+            _swap_after(model, node, shaper, new_c, dyn)
+            return model, True
+        return model, False
+
+
+class CollapseAffine(Transformation):
+    """Mul(Mul(x,a),b) -> Mul(x,ab); Add(Add(x,a),b) -> Add(x,a+b);
+    Mul(Add(x,a),b) -> Add(Mul(x,b), ab): the canonical form is one Mul then one Add."""
+
+    def apply(self, model: ModelWrapper):
+        for node in list(model.graph.node):
+            op = affine_operand(model, node)
+            if op is None:
+                continue
+            nxt = single_consumer(model, node.output[0])
+            nxt_op = affine_operand(model, nxt) if nxt is not None else None
+            if nxt_op is None:
+                continue
+            dyn, a = op
+            _, b = nxt_op
+            if node.op_type == nxt.op_type:
+                merged = a * b if node.op_type == "Mul" else a + b
+                nxt.input[:] = [dyn, add_const(model, merged, "c")]
+                model.graph.node.remove(node)
+                return model, True
+            if node.op_type == "Add" and nxt.op_type == "Mul":
+                # (x + a) * b = x * b + a * b
+                mid = node.output[0]
+                node.op_type, nxt.op_type = "Mul", "Add"
+                node.input[:] = [dyn, add_const(model, b, "c")]
+                nxt.input[:] = [mid, add_const(model, (a * b).astype(np.float32), "c")]
+                model.set_tensor_shape(mid, model.get_tensor_shape(nxt.output[0]))
+                return model, True
+        return model, False

@@ -1,0 +1,48 @@
+"""Tidy: qonnx cleanup (constant folding except quantizers, shape inference, unique and
+readable names), and a check that every op is one the compiler can map."""
+
+from __future__ import annotations
+
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.transformation.general import GiveReadableTensorNames, GiveUniqueNodeNames, RemoveUnusedTensors
+from qonnx.transformation.infer_shapes import InferShapes
+from qonnx.util.cleanup import cleanup_model
+
+from hw_build.errors import BuildError
+
+#: ops of exported models the streamlining passes understand
+SUPPORTED_OPS = {
+    "Conv", "Gemm", "MatMul", "BatchNormalization", "Add", "Sub", "Mul", "Div", "PRelu", "Relu",
+    "LeakyRelu", "Pad", "MaxPool", "AveragePool", "GlobalAveragePool", "Reshape", "Flatten",
+    "Transpose", "Identity", "Dropout", "Quant", "BipolarQuant",
+}
+
+
+def check_supported_ops(model: ModelWrapper) -> None:
+    """Refuse unmappable ops by the user's own node names (before tidy renames nodes)."""
+    for node in model.graph.node:
+        if node.op_type not in SUPPORTED_OPS:
+            raise BuildError(
+                f"node '{node.name}' has op type '{node.op_type}', which cannot be mapped to "
+                f"hardware. Supported ops: {', '.join(sorted(SUPPORTED_OPS))}. Remove or replace "
+                "it in the model (e.g. drop a final Softmax: the accelerator outputs the top-1 label)."
+            )
+
+
+def tidy(model: ModelWrapper) -> ModelWrapper:
+    check_supported_ops(model)
+    model = cleanup_model(model)
+    model = model.transform(InferShapes())
+    model = model.transform(GiveUniqueNodeNames())
+    model = model.transform(GiveReadableTensorNames())
+    model = model.transform(RemoveUnusedTensors())
+    inputs = [i for i in model.graph.input if model.get_initializer(i.name) is None]
+    if len(inputs) != 1 or len(model.graph.output) != 1:
+        raise BuildError(f"the model has {len(inputs)} inputs and {len(model.graph.output)} outputs; "
+                         "an accelerator takes one image input and gives one class-score output.")
+    check_supported_ops(model)
+    shape = model.get_tensor_shape(inputs[0].name)
+    if shape is None or len(shape) not in (2, 4):
+        raise BuildError(f"model input '{inputs[0].name}' has shape {shape}; expected NCHW images "
+                         "(or [N, features]).")
+    return model

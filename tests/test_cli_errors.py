@@ -1,0 +1,142 @@
+"""Bad input gets one clear paragraph on stderr, exit status 1, no traceback, and no
+dataflow.onnx left behind as if the build had succeeded."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx.numpy_helper
+import pytest
+import torch
+from brevitas.nn import QuantIdentity, QuantLinear
+from brevitas.quant import SignedBinaryWeightPerTensorConst
+from onnx import helper
+
+from tests.bnn_pynq_fixtures import export, randomized_bnn_pynq
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_build(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "build.py"), *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+
+
+def assert_user_error(proc: subprocess.CompletedProcess, *needles: str, out: Path | None = None) -> None:
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    for needle in needles:
+        assert needle in proc.stderr, proc.stderr
+    if out is not None:
+        assert not (out / "dataflow.onnx").exists()
+
+
+class TinyMLP(torch.nn.Module):
+    """8x8 single-channel input; optional extras that break the hardware rules."""
+
+    def __init__(self, variant: str):
+        super().__init__()
+        self.variant = variant
+        self.inp = QuantIdentity(bit_width=8, return_quant_tensor=False)
+        binary = {"weight_quant": SignedBinaryWeightPerTensorConst, "weight_scaling_const": 1.0}
+        self.fc1 = QuantLinear(64, 16, bias=False, **binary)
+        self.bn = torch.nn.BatchNorm1d(16)
+        self.prelu = torch.nn.PReLU(16, init=-0.5)
+        self.float_fc = torch.nn.Linear(64, 64)
+        self.q_a = QuantIdentity(bit_width=4, max_val=2.0)
+        self.q_b = QuantIdentity(bit_width=4, max_val=5.0)
+        self.act = QuantIdentity(bit_width=2)
+        self.fc2 = QuantLinear(16, 10, bias=False, **binary)
+        self.bad_fc = QuantLinear(64, 16, bias=False, weight_bit_width=1)  # default quantizer: scale inf
+
+    def forward(self, x):
+        x = self.inp(x.view(x.shape[0], -1))
+        if self.variant == "float_layer":
+            x = self.float_fc(x)
+        y = self.bn(self.bad_fc(x) if self.variant == "inf_scale" else self.fc1(x))
+        if self.variant == "prelu":
+            y = self.prelu(y)
+        if self.variant == "scales":
+            y = self.q_a(y) + self.q_b(y * 0.5)
+        return self.fc2(self.act(y))
+
+
+def tiny_onnx(variant: str, path: Path) -> Path:
+    torch.manual_seed(0)
+    model = TinyMLP(variant).eval()
+    with torch.no_grad():
+        model.bn.running_var.fill_(2.0)
+    export(model, (1, 1, 8, 8), path)
+    if variant == "scales":
+        # Brevitas gives both quantizers the same scale here; make the second one differ, as
+        # two independently trained quantizers would
+        proto = onnx.load(str(path))
+        add = [n for n in proto.graph.node if n.op_type == "Add"][0]
+        second = [n for n in proto.graph.node if n.output[0] == add.input[1]][0]
+        proto.graph.initializer.append(onnx.numpy_helper.from_array(np.array(0.25, dtype=np.float32), "other_scale"))
+        second.input[1] = "other_scale"
+        onnx.save(proto, str(path))
+    return path
+
+
+def test_not_an_onnx_file(tmp_path):
+    bad = tmp_path / "model.onnx"
+    bad.write_text("this is not onnx")
+    out = tmp_path / "b"
+    proc = run_build("--model", str(bad), "--board", "pynq-z2", "--output", str(out))
+    assert_user_error(proc, "is not a valid ONNX model", out=out)
+
+
+def test_unknown_board_and_model(tmp_path):
+    assert_user_error(run_build("--model", "tfc_w1a1", "--board", "pynq-z9"), "unknown board 'pynq-z9'", "pynq-z2")
+    assert_user_error(run_build("--model", "no_such_net", "--board", "pynq-z2", "--output", str(tmp_path / "b")),
+                      "no_such_net")
+
+
+def test_unmappable_op_names_node(tmp_path):
+    path = export(randomized_bnn_pynq("tfc_1w1a"), (1, 1, 28, 28), tmp_path / "tfc.onnx")
+    proto = onnx.load(str(path))
+    old_out = proto.graph.output[0]
+    proto.graph.node.append(helper.make_node("Softmax", [old_out.name], ["probs"], name="final_softmax"))
+    proto.graph.output.remove(old_out)
+    proto.graph.output.append(helper.make_tensor_value_info("probs", onnx.TensorProto.FLOAT, [1, 10]))
+    onnx.save(proto, str(path))
+    out = tmp_path / "b"
+    proc = run_build("--model", str(path), "--board", "pynq-z2", "--output", str(out))
+    assert_user_error(proc, "final_softmax", "Softmax", out=out)
+
+
+@pytest.mark.parametrize(
+    ("variant", "needles"),
+    [
+        ("float_layer", ["floating-point weights", "QuantLinear"]),
+        ("prelu", ["not monotone", "PReLU", "slope >= 0"]),
+        ("scales", ["residual add", "different scales", "shared quantizer"]),
+        ("inf_scale", ["weight quantizer", "not a finite", "SignedBinaryWeightPerTensorConst"]),
+    ],
+)
+def test_model_rule_violations(variant, needles, tmp_path):
+    path = tiny_onnx(variant, tmp_path / f"{variant}.onnx")
+    out = tmp_path / "b"
+    proc = run_build("--model", str(path), "--board", "pynq-z2", "--output", str(out), "--until", "dataflow")
+    assert_user_error(proc, *needles, out=out)
+    assert "streamline" in (out / "steps.json").read_text()
+
+
+def test_the_same_tiny_model_builds_when_it_follows_the_rules(tmp_path):
+    path = tiny_onnx("ok", tmp_path / "ok.onnx")
+    out = tmp_path / "b"
+    proc = run_build("--model", str(path), "--board", "pynq-z2", "--output", str(out), "--until", "dataflow")
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "dataflow.onnx").exists()
+
+
+def test_list_commands():
+    proc = run_build("--list-boards")
+    assert proc.returncode == 0 and "xc7z020clg400-1" in proc.stdout and "u280" in proc.stdout
+    proc = run_build("--list-steps")
+    assert proc.returncode == 0 and proc.stdout.split()[0] == "export" and "dataflow" in proc.stdout
