@@ -34,12 +34,13 @@ CHAIN_OPS = ("Mul", "Add", "PRelu", "Relu", "LeakyRelu")
 MAX_ENUMERATION = 1 << 25
 
 
-def _quantizer_levels(qnode, model: ModelWrapper, y: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
-    """Integer level (0..L-1) of quantizer ``qnode`` for real inputs ``y`` [n, C], the number
-    of levels L and the real value of level l as ``a * l + b`` (a, b per channel)."""
-    channels = y.shape[1]
+def _quantizer_levels(qnode, model: ModelWrapper, y: np.ndarray,
+                      shape: list[int]) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """Integer level (0..L-1) of quantizer ``qnode`` for real inputs ``y`` [n, C] (C = axis 1
+    of a tensor of ``shape``), the number of levels L and the real value of level l as
+    ``a * l + b`` (a, b per channel)."""
     scale = const(model, qnode.input[1]).astype(np.float32)
-    svec = per_channel(scale, [1, channels]) if scale.size > 1 else scale.reshape(1)
+    svec = per_channel(scale, shape) if scale.size > 1 else scale.reshape(1)
     if svec is None:
         raise BuildError(f"quantizer '{qnode.name}': scale must be per tensor or per channel.")
     if qnode.op_type == "BipolarQuant":
@@ -52,12 +53,15 @@ def _quantizer_levels(qnode, model: ModelWrapper, y: np.ndarray) -> tuple[np.nda
     mode_attr = get_by_name(qnode.attribute, "rounding_mode")
     mode = helper.get_attribute_value(mode_attr) if mode_attr else b"ROUND"
     mode = mode.decode() if isinstance(mode, bytes) else mode
-    zvec = zeropt.reshape(-1) if zeropt.size > 1 else zeropt.reshape(1)
+    zvec = per_channel(zeropt, shape) if zeropt.size > 1 else zeropt.reshape(1)
+    if zvec is None:
+        raise BuildError(f"quantizer '{qnode.name}': zero point must be per tensor or per channel.")
     # same operation order as qonnx's int_quant (and Brevitas): scale, shift, clamp, round
     t = y / svec.reshape(1, -1) + zvec.reshape(1, -1)
     if bitwidth == 1 and signed:
+        # qonnx: level +-1, then (q - zeropt) * scale
         levels = (t >= 0).astype(np.int64)
-        return levels, 2, 2 * svec, -svec
+        return levels, 2, 2 * svec, (-1.0 - zvec) * svec
     lo, hi = min_int(signed, narrow, bitwidth), max_int(signed, narrow, bitwidth)
     t = np.clip(t, lo, hi)
     q = resolve_rounding_mode(mode)(t).astype(np.int64)
@@ -157,7 +161,7 @@ class ChainToMultiThreshold(Transformation):
             )
         values = np.arange(lo, hi + 1, dtype=np.int64)
         grid = np.broadcast_to(values[:, None], (n_values, channels)).astype(np.float32)
-        levels, n_levels, a, b = _quantizer_levels(qnode, model, _apply_chain(model, chain, grid, shape))
+        levels, n_levels, a, b = _quantizer_levels(qnode, model, _apply_chain(model, chain, grid, shape), shape)
         steps = np.diff(levels, axis=0)
         increasing = np.all(steps >= 0, axis=0)
         decreasing = np.all(steps <= 0, axis=0) & ~increasing

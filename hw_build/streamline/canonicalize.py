@@ -178,6 +178,10 @@ class AveragePoolToSum(Transformation):
 
     def apply(self, model: ModelWrapper):
         for node in list(model.graph.node):
+            if node.op_type == "ReduceMean" and _is_spatial_mean(model, node):
+                node.op_type = "GlobalAveragePool"  # AdaptiveAvgPool2d(1) exports as ReduceMean
+                del node.input[1:]
+                del node.attribute[:]
             if node.op_type not in ("AveragePool", "GlobalAveragePool"):
                 continue
             in_shape = model.get_tensor_shape(node.input[0])
@@ -215,6 +219,21 @@ class AveragePoolToSum(Transformation):
             model.graph.node.insert(idx, repl)
             return model, True
         return model, False
+
+
+def _reduce_axes(model: ModelWrapper, node) -> list[int] | None:
+    axes = _attr(node, "axes", None)
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        c = const(model, node.input[1])
+        axes = None if c is None else [int(a) for a in c.reshape(-1)]
+    return None if axes is None else list(axes)
+
+
+def _is_spatial_mean(model: ModelWrapper, node) -> bool:
+    """ReduceMean over H and W of an NCHW tensor, keeping dims (what AdaptiveAvgPool2d(1) exports)."""
+    shape = model.get_tensor_shape(node.input[0]) or []
+    axes = _reduce_axes(model, node) or []
+    return len(shape) == 4 and _attr(node, "keepdims", 1) == 1 and sorted(a % 4 for a in axes) == [2, 3]
 
 
 class RemoveNoOps(Transformation):

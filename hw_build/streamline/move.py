@@ -94,17 +94,19 @@ class MoveAffinePastLinear(Transformation):
                 if vec is None:
                     continue
                 depthwise = group == in_shape[1] and w.shape[1] == 1 and group > 1
+                # a depthwise conv may have several output channels per input channel
+                multiplier = w.shape[0] // group if depthwise else 1
                 if node.op_type == "Mul":
                     if vec.size == 1:
                         new_c = vec.reshape([])
                     elif depthwise:
-                        new_c = vec.reshape(1, -1, 1, 1)
+                        new_c = np.repeat(vec, multiplier).reshape(1, -1, 1, 1)
                     else:
                         continue
                 else:
                     full = np.broadcast_to(vec, (in_shape[1],)).astype(np.float64)
                     if depthwise:
-                        bias = w.reshape(w.shape[0], -1).sum(axis=1) * full
+                        bias = w.reshape(w.shape[0], -1).sum(axis=1) * np.repeat(full, multiplier)
                     elif group == 1:
                         bias = np.einsum("oikl,i->o", w.astype(np.float64), full)
                     else:

@@ -13,7 +13,7 @@ from hw_build.errors import BuildError
 #: ops of exported models the streamlining passes understand
 SUPPORTED_OPS = {
     "Conv", "Gemm", "MatMul", "BatchNormalization", "Add", "Sub", "Mul", "Div", "PRelu", "Relu",
-    "LeakyRelu", "Pad", "MaxPool", "AveragePool", "GlobalAveragePool", "Reshape", "Flatten",
+    "LeakyRelu", "Pad", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "Reshape", "Flatten",
     "Transpose", "Identity", "Dropout", "Quant", "BipolarQuant",
 }
 
