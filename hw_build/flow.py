@@ -309,8 +309,24 @@ def _finish_report(ctx: Context) -> None:
         }
         ctx.report["fits"] = all(v <= 1.0 for v in ctx.report["utilization"].values())
         ctx.report["fits_basis"] = "estimate"
+        from hw_build.fold import dma_cycles
+
+        model = ModelWrapper(str(dataflow))
+        in_shape = model.get_tensor_shape(model.graph.input[0].name)
+        pixels = int(np.prod(in_shape[1:]))
+        ctx.report["dma"] = {"in_bits_per_frame": pixels * 8, "out_bits_per_frame": 8 * max(1, _label_bytes(model)),
+                             "stream_bits": ctx.board.dma_bits, "cycles_per_frame": dma_cycles(model, ctx.board)}
+    ctx.report["target_fps"] = ctx.opts.target_fps if ctx.opts.folding is None else None
     for key in ("rtlsim", "synth", "dma", "accuracy"):
         ctx.report.setdefault(key, None)
+    from hw_build.report import write_html
+
+    write_html(ctx.report, ctx.path("report.html"))
+
+
+def _label_bytes(model: ModelWrapper) -> int:
+    out = model.graph.output[0].name
+    return -(-model.get_tensor_datatype(out).bitwidth() // 8)
 
 
 def _json_default(value):

@@ -1108,3 +1108,26 @@ def test_smallest_int_type_used_for_thresholds():
     assert smallest_int_type(0, 7) == DataType["UINT3"]
     assert smallest_int_type(-4, 3) == DataType["INT3"]
     assert smallest_int_type(-5, 3) == DataType["INT4"]
+
+
+def test_remove_identity_thresholds_drops_only_identities():
+    from hw_build.streamline.absorb import RemoveIdentityThresholds
+
+    g = GraphBuilder()
+    x = g.input([1, 4], "UINT4")
+    ident = g.node("MultiThreshold", [x, g.const(np.arange(1, 16, dtype=np.float32)[None, :])],
+                   domain="qonnx.custom_op.general", out_dtype="UINT4", data_layout="NC")
+    other = g.node("MultiThreshold", [x, g.const(np.arange(2, 17, dtype=np.float32)[None, :])],
+                   domain="qonnx.custom_op.general", out_dtype="UINT4", data_layout="NC")
+    out = g.node("Add", [ident, other])
+    model = g.build(out)
+    model.set_tensor_datatype(ident, DataType["UINT4"])
+    model.set_tensor_datatype(other, DataType["UINT4"])
+    xs = every_value_batch("UINT4", [1, 4])
+    before = run(model, xs)
+    new, changed = RemoveIdentityThresholds().apply(copy_model(model))
+    assert changed
+    assert len(nodes_of(new, "MultiThreshold")) == 1  # the shifted one stays
+    assert x in producer_of(new, out).input
+    assert_same(before, run(new, xs))
+    assert RemoveIdentityThresholds().apply(new)[1] is False

@@ -13,7 +13,12 @@ from qonnx.transformation.batchnorm_to_affine import BatchNormToAffine
 from qonnx.transformation.general import ConvertDivToMul, ConvertSubToAdd, RemoveUnusedTensors
 from qonnx.transformation.infer_shapes import InferShapes
 
-from hw_build.streamline.absorb import ChainToMultiThreshold, IntegerResidualAdd, TailToLabelSelect
+from hw_build.streamline.absorb import (
+    ChainToMultiThreshold,
+    IntegerResidualAdd,
+    RemoveIdentityThresholds,
+    TailToLabelSelect,
+)
 from hw_build.streamline.canonicalize import (
     AveragePoolToSum,
     ExplicitConvPadding,
@@ -51,6 +56,7 @@ MOVE_AND_ABSORB: list[type[Transformation]] = [
     MoveAffinePastPad,
     MoveAffinePastPooling,
     MoveAffinePastReshape,
+    RemoveIdentityThresholds,
     RemoveNoOps,
 ]
 

@@ -385,3 +385,28 @@ class TailToLabelSelect(Transformation):
         model.set_tensor_datatype(label, smallest_int_type(0, classes - 1))
         del lo, hi
         return model, True
+
+
+class RemoveIdentityThresholds(Transformation):
+    """A MultiThreshold that maps every value of its input to itself (a residual shortcut
+    re-quantized by the same shared quantizer, say) is dropped: no hardware for a no-op."""
+
+    def apply(self, model: ModelWrapper):
+        outputs = {o.name for o in model.graph.output}
+        for node in list(model.graph.node):
+            if node.op_type != "MultiThreshold" or node.output[0] in outputs:
+                continue
+            x = node.input[0]
+            if not is_integer_tensor(model, x):
+                continue
+            lo, hi = bounds_of(model, x)
+            th = const(model, node.input[1])
+            if lo != 0 or th.shape[1] != hi or not np.array_equal(th, np.broadcast_to(np.arange(1, hi + 1), th.shape)):
+                continue
+            for n in model.graph.node:
+                for i, t in enumerate(n.input):
+                    if t == node.output[0]:
+                        n.input[i] = x
+            model.graph.node.remove(node)
+            return model, True
+        return model, False

@@ -1,0 +1,135 @@
+"""report.html: what a user reads after a build (per-layer table and plots, folding,
+verification, achieved throughput against the target). Plots are embedded PNGs."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _cycles_plot(layers: list[dict], bottleneck: int) -> str:
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(layers)), 3.2))
+    names = [layer["name"] for layer in layers]
+    cycles = [layer["cycles"] for layer in layers]
+    colors = ["#c0392b" if c == bottleneck else "#2e86c1" for c in cycles]
+    ax.bar(range(len(layers)), cycles, color=colors)
+    ax.axhline(bottleneck, color="#c0392b", linestyle="--", linewidth=1, label=f"bottleneck {bottleneck:,}")
+    ax.set_xticks(range(len(layers)), names, rotation=75, fontsize=7)
+    ax.set_ylabel("cycles / frame")
+    ax.set_title("Cycles per layer (the slowest layer sets the frame rate)")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def _resource_plot(layers: list[dict]) -> str:
+    fig, ax1 = plt.subplots(figsize=(max(6, 0.35 * len(layers)), 3.2))
+    x = range(len(layers))
+    ax1.bar([i - 0.2 for i in x], [layer["lut"] for layer in layers], width=0.4, color="#27ae60", label="LUT")
+    ax1.set_ylabel("LUT")
+    ax2 = ax1.twinx()
+    ax2.bar([i + 0.2 for i in x], [layer["bram36"] for layer in layers], width=0.4, color="#8e44ad", label="BRAM36")
+    ax2.set_ylabel("BRAM36")
+    ax1.set_xticks(list(x), [layer["name"] for layer in layers], rotation=75, fontsize=7)
+    ax1.set_title("Resources per layer (analytical model)")
+    fig.legend(loc="upper right", fontsize=8)
+    return _png(fig)
+
+
+def _utilization_plot(util: dict, title: str) -> str:
+    fig, ax = plt.subplots(figsize=(4.5, 2.6))
+    keys = list(util)
+    ax.barh(keys, [100 * util[k] for k in keys], color=["#e67e22" if util[k] > 1 else "#16a085" for k in keys])
+    ax.axvline(100, color="black", linewidth=1)
+    ax.set_xlabel("% of the device")
+    ax.set_title(title)
+    return _png(fig)
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in columns) + "</tr>" for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.2f}" if abs(v) < 1000 else f"{v:,.0f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def write_html(report: dict, path: Path) -> None:
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>Build report</title><style>",
+        "body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}",
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eee}",
+        ".bad{color:#c0392b;font-weight:bold}.ok{color:#1e8449;font-weight:bold}</style></head><body>",
+        f"<h1>{html.escape(str(report.get('model')))} on {html.escape(str(report.get('board')))}</h1>",
+        f"<p>Part {html.escape(str(report.get('part')))}, clock {report.get('clock_mhz')} MHz. "
+        f"Status: <b>{html.escape(str(report.get('status')))}</b>.</p>",
+    ]
+    if report.get("weights"):
+        parts.append(f"<p class='bad'>Weights: {html.escape(report['weights'])}.</p>")
+    est = report.get("estimate")
+    rtl = report.get("rtlsim")
+    perf_rows = []
+    if est:
+        perf_rows.append({"source": "estimate", "cycles/frame": est["cycles_per_frame"], "FPS": est["fps"],
+                          "latency cycles": est["latency_cycles"]})
+    if rtl:
+        perf_rows.append({"source": "RTL simulation", "cycles/frame": rtl.get("ii_cycles"), "FPS": rtl.get("fps"),
+                          "latency cycles": rtl.get("latency_cycles")})
+    if perf_rows:
+        parts.append("<h2>Throughput</h2>")
+        target = report.get("target_fps")
+        if target not in (None, "max"):
+            parts.append(f"<p>Target: {html.escape(str(target))} FPS.</p>")
+        parts.append(_table(perf_rows, ["source", "cycles/frame", "FPS", "latency cycles"]))
+        if report.get("dma"):
+            d = report["dma"]
+            parts.append(f"<p>DMA: {d['in_bits_per_frame']:,} input bits per frame over a "
+                         f"{d.get('stream_bits', '?')}-bit stream = {d['cycles_per_frame']:,} cycles/frame.</p>")
+    ver = report.get("verify") or {}
+    if ver:
+        parts.append("<h2>Verification</h2><p>Top-1 labels of every stage against the reference "
+                     f"({html.escape(str(report.get('verify_source', '')))}).</p>")
+        rows = [{"stage": k, "frames": v.get("frames"), "mismatches": v.get("mismatches")} for k, v in ver.items()]
+        parts.append(_table(rows, ["stage", "frames", "mismatches"]))
+    if report.get("accuracy"):
+        parts.append("<h2>Accuracy</h2>" + _table([report["accuracy"]], list(report["accuracy"])))
+    layers = report.get("layers") or []
+    if layers and est:
+        parts.append("<h2>Layers and folding</h2>")
+        parts.append(f"<img src='data:image/png;base64,{_cycles_plot(layers, est['cycles_per_frame'])}'>")
+        parts.append(f"<img src='data:image/png;base64,{_resource_plot(layers)}'>")
+        parts.append(_table(layers, ["name", "op", "pe", "simd", "cycles", "lut", "bram36", "dsp"]))
+    if report.get("utilization"):
+        basis = "Yosys synthesis" if report.get("synth") else "analytical estimate"
+        parts.append("<h2>Device utilization</h2>")
+        parts.append(f"<img src='data:image/png;base64,{_utilization_plot(report['utilization'], basis)}'>")
+        fits = report.get("fits")
+        parts.append(f"<p class='{'ok' if fits else 'bad'}'>{'fits' if fits else 'does NOT fit'} the device "
+                     f"({basis}).</p>")
+    if report.get("synth"):
+        parts.append("<h2>Synthesis</h2>" + _table([report["synth"]], list(report["synth"])))
+    parts.append("</body></html>")
+    path.write_text("\n".join(parts))
