@@ -32,6 +32,7 @@ RUNS = [
     ("cnv_w1a1 finn folding", "cnv_w1a1", {"folding": ROOT / "benchmarks/folding/cnv_w1a1_finn_examples.json"}),
     ("tfc_w1a1 max", "tfc_w1a1", {}),
     ("tfc_w1a1 finn folding", "tfc_w1a1", {"folding": ROOT / "benchmarks/folding/tfc_w1a1_finn_examples.json"}),
+    ("tfc_w1a1 1.5625M", "tfc_w1a1", {"target_fps": "1562500"}),
     ("ftbnn_small max", "ftbnn_small", {}),
 ]
 

@@ -44,6 +44,8 @@ class Context:
     board: boards.Board
     clock_mhz: float
     report: dict = field(default_factory=dict)
+    #: a step may report a status other than "ok" (vivado without Vivado: "scripts only")
+    step_status: str = "ok"
 
     def path(self, *parts: str) -> Path:
         return self.out.joinpath(*parts)
@@ -175,6 +177,106 @@ def step_fold(ctx: Context) -> None:
              ctx.clock_mhz * 1e6 / cycles, ctx.clock_mhz)
 
 
+def _verify_frames_nhwc(ctx: Context) -> np.ndarray:
+    from hw_build.verify import to_nhwc
+
+    return to_nhwc(ctx.verify_array("inputs")).astype(np.uint8)
+
+
+def step_rtl(ctx: Context) -> None:
+    from hw_build.rtl import sim, tools
+
+    model = ctx.load("fold")
+    rtl_dir = ctx.path("rtl")
+    if rtl_dir.exists():
+        shutil.rmtree(rtl_dir)
+    frames = _verify_frames_nhwc(ctx)
+    if len(frames) < 3:  # FIFO sizing needs back-to-back frames
+        frames = np.concatenate([frames] * 3)[:3]
+    log.info("generating Verilog and sizing FIFOs by simulation (%d frames)...", len(frames))
+    depths = sim.size_fifos(model, rtl_dir, ctx.board.dma_bits, frames=frames[:4])
+    problems = tools.lint(rtl_dir)
+    if problems:
+        raise BuildError("the generated Verilog is not lint clean (a compiler bug; please report it):\n"
+                         + "\n".join(problems[:20]))
+    model.set_metadata_prop("hw_build.fifo_depths", json.dumps(depths))
+    ctx.save("rtl", model)
+    ctx.report["fifo_depths"] = depths
+    log.info("rtl/: accel_top.v and %d files; FIFO depths proven in simulation: %s",
+             len(list(rtl_dir.iterdir())), ", ".join(f"{d}" for d in depths.values()))
+
+
+def step_verify(ctx: Context) -> None:
+    from hw_build import verify
+    from hw_build.fold import dma_cycles
+    from hw_build.rtl import sim
+
+    model = ctx.load("rtl")
+    rtl_dir = ctx.path("rtl")
+    frames = _verify_frames_nhwc(ctx)
+    log.info("RTL simulation of %d frames with random stalls on input valid and output ready...", len(frames))
+    labels, _ = sim.simulate_top(rtl_dir, frames, stall_in=0.3, stall_out=0.3, seed=1)
+    # the initiation interval is measured without stalls, over >= 3 back-to-back frames
+    timing_frames = frames if len(frames) >= 3 else np.concatenate([frames] * 3)[:3]
+    timing_labels, stats = sim.simulate_top(rtl_dir, timing_frames, stall_in=0.0, stall_out=0.0, seed=2)
+    dataflow = ctx.verify_array("dataflow")
+    ctx.write_verify("rtlsim", labels)
+    mismatch_df = int((labels != dataflow).sum())
+    result = verify.check_stage("rtlsim", labels, ctx.verify_array("reference_scores"))
+    result["mismatches_vs_dataflow"] = mismatch_df
+    ctx.report.setdefault("verify", {})["rtlsim"] = result
+    dma = dma_cycles(model, ctx.board)
+    ii = float(stats["ii_cycles"])
+    ctx.report["rtlsim"] = {
+        "frames": int(len(labels)), "ii_cycles": ii, "latency_cycles": int(stats["latency_cycles"]),
+        "fps": ctx.clock_mhz * 1e6 / max(ii, dma), "mismatches": mismatch_df, "stalls": 0.3,
+        "timing_frames": int(len(timing_frames)),
+    }
+    if mismatch_df or result["mismatches"] or not np.array_equal(timing_labels[: len(labels)], labels[: len(timing_labels)]):
+        raise BuildError(
+            f"RTL simulation disagrees with the Python execution of the dataflow graph on {mismatch_df} of "
+            f"{len(labels)} images (labels {labels.tolist()} vs {dataflow.tolist()}). This is a compiler "
+            "bug; please report it with the build folder."
+        )
+    log.info("rtlsim: %d/%d labels equal the dataflow graph's; II %.0f cycles (%.0f FPS at %g MHz), "
+             "latency %d cycles", len(labels) - mismatch_df, len(labels), ii, ctx.report["rtlsim"]["fps"],
+             ctx.clock_mhz, stats["latency_cycles"])
+
+
+def step_estimate(ctx: Context) -> None:
+    from hw_build.rtl import tools
+
+    if not ctx.opts.synth:
+        ctx.report["synth"] = None
+        log.info("synthesis skipped (--no-synth): resources are the analytical estimate")
+        return
+    log.info("Yosys synth_xilinx -family xc7 of the stitched design (minutes for large designs)...")
+    result = tools.synth(ctx.path("rtl"))
+    result.pop("cells", None)
+    ctx.report["synth"] = result
+    log.info("synthesis: %d LUT, %d FF, %.1f BRAM36, %d DSP", result["lut"], result["ff"], result["bram36"],
+             result["dsp"])
+
+
+def step_vivado(ctx: Context) -> None:
+    from hw_build.vivado import run_vivado, write_scripts
+
+    info = write_scripts(ctx.out, ctx.board, ctx.clock_mhz)
+    info["status"] = run_vivado(ctx.out, ctx.board)
+    ctx.report["vivado"] = info
+    if info["status"] != "bitstream":
+        ctx.step_status = "scripts only"
+    log.info("vivado: %s (%s)", info["status"], info.get("command", ""))
+
+
+def step_deploy(ctx: Context) -> None:
+    from hw_build.package import make_deploy_package, package_summary
+
+    zip_path = make_deploy_package(ctx.out)
+    ctx.report["deploy"] = package_summary(ctx.out, zip_path)
+    log.info("deploy package: %s", zip_path)
+
+
 Step = Callable[[Context], None]
 STEPS: list[tuple[str, Step, list[str]]] = [
     # (name, function, files/folders it writes besides its intermediate model)
@@ -183,9 +285,14 @@ STEPS: list[tuple[str, Step, list[str]]] = [
     ("streamline", step_streamline, ["verify/streamlined.npy"]),
     ("lower", step_lower, ["dataflow.onnx", "verify/dataflow.npy"]),
     ("fold", step_fold, ["folding.json"]),
+    ("rtl", step_rtl, ["rtl"]),
+    ("verify", step_verify, ["verify/rtlsim.npy"]),
+    ("estimate", step_estimate, []),
+    ("vivado", step_vivado, ["vivado/bitfile"]),
+    ("deploy", step_deploy, ["deploy", "deploy.zip"]),
 ]
 STEP_NAMES = [s[0] for s in STEPS]
-ALIASES = {"dataflow": "lower", "streamlined": "streamline"}
+ALIASES = {"dataflow": "lower", "streamlined": "streamline", "rtlsim": "verify", "synth": "estimate"}
 
 
 def resolve_step(name: str) -> str:
@@ -258,6 +365,7 @@ def build(opts: Options) -> dict:
             entry = {"step": step, "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
             log.info("[%s] ...", step)
             t0 = time.perf_counter()
+            ctx.step_status = "ok"
             try:
                 fn(ctx)
             except BuildError as exc:
@@ -277,13 +385,13 @@ def build(opts: Options) -> dict:
                 ctx.report["status"] = "failed"
                 ctx.report["failed_step"] = step
                 raise
-            entry.update(status="ok", seconds=round(time.perf_counter() - t0, 2))
+            entry.update(status=ctx.step_status, seconds=round(time.perf_counter() - t0, 2))
             history.append(entry)
             log.info("[%s] done in %.1f s", step, entry["seconds"])
             steps_file.write_text(json.dumps(history, indent=2) + "\n")
         ctx.report["status"] = "ok"
         ctx.report.pop("failed_step", None)
-        ctx.report["steps_run"] = [h["step"] for h in history if h["status"] == "ok"]
+        ctx.report["steps_run"] = [h["step"] for h in history if h["status"] != "failed"]
         _finish_report(ctx)
         return ctx.report
     finally:
@@ -307,8 +415,12 @@ def _finish_report(ctx: Context) -> None:
             "lut": est["estimate"]["lut"] / b.lut, "bram36": est["estimate"]["bram36"] / b.bram36,
             "dsp": est["estimate"]["dsp"] / b.dsp,
         }
+        synth = ctx.report.get("synth")
+        if synth:
+            ctx.report["utilization"] = {"lut": synth["lut"] / b.lut, "bram36": synth["bram36"] / b.bram36,
+                                         "dsp": synth["dsp"] / b.dsp}
         ctx.report["fits"] = all(v <= 1.0 for v in ctx.report["utilization"].values())
-        ctx.report["fits_basis"] = "estimate"
+        ctx.report["fits_basis"] = "yosys" if synth else "estimate"
         from hw_build.fold import dma_cycles
 
         model = ModelWrapper(str(dataflow))

@@ -243,7 +243,9 @@ def lower_reshape(lw: Lowering, node) -> None:
         _, c, h, w = in_shape
         hh, ww, cc = np.meshgrid(np.arange(h), np.arange(w), np.arange(c), indexing="ij")
         perm = (cc * h * w + hh * w + ww).reshape(-1)
-    lw.tensors[node.output[0]] = HwTensor(x.name, x.shape, x.dtype, perm=perm, offset=x.offset, producer=x.producer)
+    # the same stream, read as one vector by its consumers (same element order)
+    flat = [1, 1, 1, int(np.prod(x.shape[1:]))]
+    lw.tensors[node.output[0]] = HwTensor(x.name, flat, x.dtype, perm=perm, offset=x.offset, producer=x.producer)
 
 
 def lower_label_select(lw: Lowering, node) -> None:

@@ -71,6 +71,12 @@ class HWLayer(CustomOp):
     def channels(self) -> int:
         return self.in_shape()[-1]
 
+    def input_array(self, context, index: int = 0) -> np.ndarray:
+        """Input ``index`` reshaped to this layer's ``in_shape`` (batch kept): a layer may read a
+        stream under another shape with the same element order (e.g. a flattened image)."""
+        x = np.asarray(context[self.onnx_node.input[index]])
+        return x.reshape([x.shape[0]] + self.in_shape()[1:])
+
     def make_shape_compatible_op(self, model):
         # out_shape is stored for batch 1; follow the batch of the actual input
         shape = self.out_shape()

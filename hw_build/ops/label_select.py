@@ -40,7 +40,7 @@ class LabelSelect(HWLayer):
         return x
 
     def execute_node(self, context, graph):
-        x = np.asarray(context[self.onnx_node.input[0]])
+        x = self.input_array(context)
         labels = np.argmax(self.scores(x, context), axis=-1)
         context[self.onnx_node.output[0]] = labels.reshape(-1, 1).astype(np.float32)
 

@@ -98,7 +98,7 @@ class MVTU(HWLayer):
 
     def execute_node(self, context, graph):
         node = self.onnx_node
-        x = np.asarray(context[node.input[0]])
+        x = self.input_array(context)
         n = x.shape[0]
         mw, mh, nv = (self.get_nodeattr(a) for a in ("MW", "MH", "num_vectors"))
         weights = context[node.input[1]]
@@ -108,7 +108,7 @@ class MVTU(HWLayer):
         context[node.output[0]] = acc.reshape([n] + self.out_shape()[1:]).astype(np.float32)
 
     def rtl_params(self, model=None) -> dict[str, Any]:
-        from hw_build.rtl.encoding import int_range, signed_bits, verilog_name
+        from hw_build.rtl.encoding import int_range, rom_style, signed_bits, verilog_name
 
         w_dtype = DataType[self.get_nodeattr("w_dtype")]
         in_dtype = self.in_dtype()
@@ -133,6 +133,8 @@ class MVTU(HWLayer):
             else:
                 num_thresh = (1 << self.out_dtype().bitwidth()) - 1
         name = verilog_name(self.onnx_node.name)
+        pe, simd, mh = self.get_nodeattr("PE"), self.get_nodeattr("SIMD"), self.get_nodeattr("MH")
+        style = self.get_nodeattr("mem_style")
         return {
             "MW": mw,
             "MH": self.get_nodeattr("MH"),
@@ -151,6 +153,9 @@ class MVTU(HWLayer):
             "OUT_BITS": self.out_dtype().bitwidth(),
             "WEIGHTS_FILE": f"{name}_weights.mem",
             "THRESH_FILE": f"{name}_thresholds.mem" if num_thresh else "",
+            # block RAM or LUTs for the weight and threshold ROMs (mem_style, or the cheaper)
+            "WEIGHT_STYLE": rom_style((mh // pe) * (mw // simd), pe * simd * w_bits, style),
+            "THRESH_STYLE": rom_style(mh // pe, pe * max(num_thresh, 1) * acc_bits, style),
         }
 
     def rtl_memories(self, model) -> dict[str, list[str]]:

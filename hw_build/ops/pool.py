@@ -23,7 +23,7 @@ class Pool(HWLayer):
 
     def execute_node(self, context, graph):
         node = self.onnx_node
-        x = np.rint(np.asarray(context[node.input[0]])).astype(np.int64)
+        x = np.rint(self.input_array(context)).astype(np.int64)
         k = self.get_nodeattr("kernel")
         n, h, w, c = x.shape
         oh, ow = h // k, w // k

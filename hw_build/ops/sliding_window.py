@@ -43,7 +43,7 @@ class SlidingWindow(HWLayer):
 
     def execute_node(self, context, graph):
         node = self.onnx_node
-        x = np.asarray(context[node.input[0]])
+        x = self.input_array(context)
         k, s = self.get_nodeattr("kernel"), self.get_nodeattr("stride")
         top, left, bottom, right = self.get_nodeattr("pads")
         xp = np.pad(

@@ -20,7 +20,7 @@ class DuplicateStreams(HWLayer):
         return attrs
 
     def execute_node(self, context, graph):
-        x = np.asarray(context[self.onnx_node.input[0]])
+        x = self.input_array(context)
         for out in self.onnx_node.output:
             context[out] = x.copy()
 
@@ -39,7 +39,7 @@ class AddStreams(HWLayer):
         return attrs
 
     def execute_node(self, context, graph):
-        a, b = (np.rint(np.asarray(context[i])).astype(np.int64) for i in self.onnx_node.input)
+        a, b = (np.rint(self.input_array(context, i)).astype(np.int64) for i in range(2))
         context[self.onnx_node.output[0]] = (a + b).astype(np.float32)
 
     def rtl_params(self, model=None) -> dict[str, Any]:
@@ -64,7 +64,7 @@ class GlobalAccPool(HWLayer):
     rtl_module = "global_acc_pool"
 
     def execute_node(self, context, graph):
-        x = np.rint(np.asarray(context[self.onnx_node.input[0]])).astype(np.int64)
+        x = np.rint(self.input_array(context)).astype(np.int64)
         context[self.onnx_node.output[0]] = x.sum(axis=(1, 2), keepdims=True).astype(np.float32)
 
     def rtl_params(self, model=None) -> dict[str, Any]:

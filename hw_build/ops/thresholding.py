@@ -19,12 +19,12 @@ class Thresholding(HWLayer):
 
     def execute_node(self, context, graph):
         node = self.onnx_node
-        x = np.rint(np.asarray(context[node.input[0]])).astype(np.int64)
+        x = np.rint(self.input_array(context)).astype(np.int64)
         out = threshold_levels(x, context[node.input[1]])
         context[node.output[0]] = out.astype(np.float32)
 
     def rtl_params(self, model=None) -> dict[str, Any]:
-        from hw_build.rtl.encoding import int_range, signed_bits, verilog_name
+        from hw_build.rtl.encoding import int_range, rom_style, signed_bits, verilog_name
 
         in_dtype = self.in_dtype()
         if in_dtype.name == "BIPOLAR":
@@ -34,14 +34,16 @@ class Thresholding(HWLayer):
             num_thresh = int(np.atleast_2d(model.get_initializer(self.onnx_node.input[1])).shape[1])
         else:
             num_thresh = (1 << self.out_dtype().bitwidth()) - 1
+        pe = self.get_nodeattr("PE")
+        # thresholds are clamped to [lo, hi + 1], which this many bits hold
+        t_bits = max(signed_bits(lo, hi + 1), in_dtype.bitwidth() + 1)
         return {
-            "C": self.channels(), "PE": self.get_nodeattr("PE"),
+            "C": self.channels(), "PE": pe,
             "IN_BITS": in_dtype.bitwidth(), "IN_SIGNED": int(in_dtype.signed()),
-            "NUM_THRESH": num_thresh,
-            # thresholds are clamped to [lo, hi + 1], which this many bits hold
-            "T_BITS": max(signed_bits(lo, hi + 1), in_dtype.bitwidth() + 1),
+            "NUM_THRESH": num_thresh, "T_BITS": t_bits,
             "OUT_BITS": self.out_dtype().bitwidth(),
             "THRESH_FILE": f"{verilog_name(self.onnx_node.name)}_thresholds.mem",
+            "THRESH_STYLE": rom_style(self.channels() // pe, pe * num_thresh * t_bits),
         }
 
     def rtl_memories(self, model) -> dict[str, list[str]]:

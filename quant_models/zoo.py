@@ -1,0 +1,134 @@
+"""The model zoo: every network the compiler is expected to build, by name.
+
+``get(name)`` returns an ``nn.Module`` in eval mode carrying
+
+* ``.dataset``: ``"mnist"``, ``"cifar10"`` or ``"imagenet"`` (what its input looks like),
+* ``.input_shape``: e.g. ``(1, 1, 28, 28)``, float pixel/255 in NCHW,
+* ``.trained``: True only when shipped weights from ``quant_models/weights/<name>.pt``
+  were loaded. Otherwise the weights are seeded (same name, same weights, every call)
+  and the caller should warn loudly that accuracy numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from quant_models import bnn_pynq
+from quant_models.ftbnn import ftbnn_resnet18, ftbnn_small, ftbnn_tiny
+from quant_models.groupnet import groupnet_resnet18, groupnet_small, groupnet_tiny
+from quant_models.resnet import RESNET18, SMALL, TINY
+from quant_models.seeding import randomize_untrained_, seed_for, seeded
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+class UnknownModelError(ValueError):
+    """The requested zoo name does not exist."""
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """How to build one zoo model and what its input is."""
+
+    name: str
+    family: str
+    dataset: str
+    input_shape: tuple[int, int, int, int]
+    factory: Callable[[], nn.Module]
+
+
+def _entries() -> dict[str, ZooEntry]:
+    entries = [
+        ZooEntry("ftbnn_tiny", "ftbnn", "mnist", TINY.input_shape, ftbnn_tiny),
+        ZooEntry("ftbnn_small", "ftbnn", "cifar10", SMALL.input_shape, ftbnn_small),
+        ZooEntry("ftbnn_resnet18", "ftbnn", "imagenet", RESNET18.input_shape, ftbnn_resnet18),
+        ZooEntry("groupnet_tiny", "groupnet", "mnist", TINY.input_shape, groupnet_tiny),
+        ZooEntry("groupnet_small", "groupnet", "cifar10", SMALL.input_shape, groupnet_small),
+        ZooEntry(
+            "groupnet_resnet18", "groupnet", "imagenet", RESNET18.input_shape, groupnet_resnet18
+        ),
+    ]
+    for variant in bnn_pynq.VARIANTS.values():
+        entries.append(
+            ZooEntry(
+                variant.name, "bnn_pynq", variant.dataset, variant.input_shape,
+                # default argument binds this variant's name, not the loop's last one
+                lambda name=variant.name: bnn_pynq.construct(name),
+            )
+        )
+    return {entry.name: entry for entry in entries}
+
+
+ENTRIES: dict[str, ZooEntry] = _entries()
+
+
+def names() -> list[str]:
+    """All zoo model names, in a stable order (ours first, then the BNN-PYNQ peers)."""
+    return list(ENTRIES)
+
+
+def entry(name: str) -> ZooEntry:
+    """The zoo entry for ``name``; :class:`UnknownModelError` listing valid names otherwise."""
+    try:
+        return ENTRIES[name]
+    except KeyError:
+        raise UnknownModelError(
+            f"unknown model {name!r}; valid zoo names are: {', '.join(names())}"
+        ) from None
+
+
+def weights_path(name: str) -> Path:
+    """Where shipped weights for ``name`` live (they may not exist)."""
+    return WEIGHTS_DIR / f"{name}.pt"
+
+
+def _tag(model: nn.Module, zoo_entry: ZooEntry, trained: bool) -> nn.Module:
+    model.zoo_name = zoo_entry.name
+    model.dataset = zoo_entry.dataset
+    model.input_shape = zoo_entry.input_shape
+    model.trained = trained
+    return model
+
+
+def build(name: str, seed: int | None = None) -> nn.Module:
+    """A freshly initialised model for training (train mode, default BN statistics).
+
+    ``seed`` defaults to the per-name seed, so training runs start from the same weights.
+    """
+    zoo_entry = entry(name)
+    with seeded(seed_for(name) if seed is None else seed):
+        model = zoo_entry.factory()
+    return _tag(model.train(), zoo_entry, trained=False)
+
+
+def load_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read weights written by ``quant_models.train`` (a state_dict or a checkpoint)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    return state
+
+
+def get(name: str, pretrained: bool = True) -> nn.Module:
+    """Zoo model ``name`` in eval mode with ``.dataset``, ``.input_shape`` and ``.trained``.
+
+    With ``pretrained=True`` the shipped weights are loaded where they exist
+    (``.trained = True``). Otherwise, or when none are shipped, the model gets seeded
+    initial weights and seeded random BatchNorm statistics (``.trained = False``), so it
+    is deterministic and non-trivial but does not classify anything.
+    """
+    zoo_entry = entry(name)
+    path = weights_path(name)
+    with seeded(seed_for(name)) as generator:
+        model = zoo_entry.factory()
+        trained = pretrained and path.is_file()
+        if trained:
+            model.load_state_dict(load_state(path), strict=True)
+        else:
+            randomize_untrained_(model, generator)
+    return _tag(model.eval(), zoo_entry, trained=trained)
