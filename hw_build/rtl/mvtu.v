@@ -300,33 +300,37 @@ module mvtu #(
             );
         end else begin : g_no_thresholds
             assign acc_th = {TWORD{1'b0}};
-            wire unused = &{1'b0, c_nf};
+            wire unused = &{1'b0, c_nf, acc_th};
         end
     endgenerate
 
     // ---------------------------------------------------------------- output
-    reg [PE*OUT_BITS-1:0] result;
-    reg [OUT_BITS-1:0]    level;
-    reg signed [ACC_BITS-1:0] lane;
-    integer u, t;
-    always @* begin
-        result = {PE*OUT_BITS{1'b0}};
-        for (u = 0; u < PE; u = u + 1) begin
-            lane = acc[u*ACC_BITS +: ACC_BITS];
-            if (NUM_THRESH > 0) begin
-                level = {OUT_BITS{1'b0}};
-                for (t = 0; t < NUM_THRESH; t = t + 1)
-                    if (lane >= $signed(acc_th[(u*TH_N + t)*ACC_BITS +: ACC_BITS]))
-                        level = level + 1'b1;
-            end else begin
-                // the accumulator itself, sign-extended or truncated to the output type
-                level = {OUT_BITS{lane[ACC_BITS-1]}};
-                for (t = 0; t < OUT_BITS && t < ACC_BITS; t = t + 1)
-                    level[t] = lane[t];
+    wire [PE*OUT_BITS-1:0] result;
+    generate
+        for (g = 0; g < PE; g = g + 1) begin : g_result
+            wire signed [ACC_BITS-1:0] lane = acc[g*ACC_BITS +: ACC_BITS];
+            if (NUM_THRESH > 0) begin : g_level
+                // the level is the number of thresholds passed (a popcount, not a chain)
+                reg [NUM_THRESH-1:0] passed;
+                integer t;
+                always @* begin
+                    for (t = 0; t < NUM_THRESH; t = t + 1)
+                        passed[t] = lane >= $signed(acc_th[(g*TH_N + t)*ACC_BITS +: ACC_BITS]);
+                end
+                adder_tree #(.N(NUM_THRESH), .IN_BITS(1), .SIGNED(0), .OUT_BITS(OUT_BITS)) counter (
+                    .terms(passed), .sum(result[g*OUT_BITS +: OUT_BITS])
+                );
+            end else if (OUT_BITS > ACC_BITS) begin : g_extend
+                // the accumulator itself, sign-extended to the output type
+                assign result[g*OUT_BITS +: OUT_BITS] = {{(OUT_BITS - ACC_BITS){lane[ACC_BITS-1]}}, lane};
+            end else begin : g_truncate
+                assign result[g*OUT_BITS +: OUT_BITS] = lane[OUT_BITS-1:0];
+                if (OUT_BITS < ACC_BITS) begin : g_unused
+                    wire unused = &{1'b0, lane};
+                end
             end
-            result[u*OUT_BITS +: OUT_BITS] = level;
         end
-    end
+    endgenerate
 
     always @(posedge clk) begin
         if (advance) out_data <= result;
