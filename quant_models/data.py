@@ -89,17 +89,16 @@ def find_cifar10_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
             searched.append(candidate)
             if all((candidate / name).is_file() for name in CIFAR10_TRAIN_FILES + CIFAR10_TEST_FILES):
                 return candidate
-    where = (
-        " and ".join(f"'{path}'" for path in searched)
-        if searched
-        else f"nowhere (no data_dir was given and ${CIFAR10_ENV} is not set)"
-    )
+    files = ", ".join(CIFAR10_TRAIN_FILES + CIFAR10_TEST_FILES)
+    if searched:
+        where = f"searched {' and '.join(repr(str(path)) for path in searched)} for the python-pickle files {files}"
+    else:
+        where = f"no data folder was given (--data-dir) and ${CIFAR10_ENV} is not set"
     raise DatasetNotFoundError(
-        f"CIFAR-10 was not found: searched {where} for the python-pickle files "
-        f"{', '.join(CIFAR10_TRAIN_FILES + CIFAR10_TEST_FILES)}. No package ships CIFAR-10, "
-        f"so download 'cifar-10-python.tar.gz' from https://www.cs.toronto.edu/~kriz/cifar.html, "
-        f"unpack it, and point to the unpacked '{CIFAR10_FOLDER}' folder (or its parent) with "
-        f"--data-dir DIR or the environment variable {CIFAR10_ENV}=DIR."
+        f"CIFAR-10 was not found: {where}. No package ships CIFAR-10, so download "
+        f"'cifar-10-python.tar.gz' from https://www.cs.toronto.edu/~kriz/cifar.html, unpack it, "
+        f"and point to the unpacked '{CIFAR10_FOLDER}' folder (or its parent) with --data-dir DIR "
+        f"or the environment variable {CIFAR10_ENV}=DIR."
     )
 
 

@@ -90,8 +90,13 @@ def _quant_signature(wrapper: ModelWrapper, node) -> tuple:
     return (node.op_type, consts, attrs)
 
 
-def assert_hardware_rules(wrapper: ModelWrapper) -> None:
-    """The modelling rules of DESIGN.md, checked on the cleaned QONNX graph."""
+def assert_hardware_rules(wrapper: ModelWrapper, binary_convs_take_bits: bool = True) -> None:
+    """The modelling rules of DESIGN.md, checked on the cleaned QONNX graph.
+
+    ``binary_convs_take_bits``: every binary-weight conv must see a bipolar input (true
+    for FTBNN/Group-Net; BNN-PYNQ's first layer and its W1A2 variants multiply binary
+    weights with multi-bit activations, which is legal, just not XNOR).
+    """
     for node in wrapper.graph.node:
         if node.op_type in ("Conv", "Gemm", "MatMul"):
             weight = wrapper.find_producer(node.input[1])
@@ -101,8 +106,9 @@ def assert_hardware_rules(wrapper: ModelWrapper) -> None:
                 assert groups == 1, f"{node.name}: grouped conv"
             source = _source_quant(wrapper, node.input[0])
             assert source is not None, f"{node.name}: input is not an activation quantizer output"
-            if weight.op_type == "BipolarQuant" and node.op_type == "Conv":
+            if weight.op_type == "BipolarQuant" and node.op_type == "Conv" and binary_convs_take_bits:
                 assert source.op_type == "BipolarQuant", f"{node.name}: binary conv on non-binary input"
+            if source.op_type == "BipolarQuant" and node.op_type == "Conv":
                 pad = wrapper.find_producer(node.input[0])
                 if pad is not None and pad.op_type == "Pad":
                     value = wrapper.get_initializer(pad.input[2]) if len(pad.input) > 2 else None
@@ -131,6 +137,15 @@ def assert_hardware_rules(wrapper: ModelWrapper) -> None:
         elif node.op_type == "PRelu":
             slope = wrapper.get_initializer(node.input[1])
             assert slope is not None and (np.asarray(slope) >= 0).all(), f"{node.name}: negative PReLU slope"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """These models are small: one thread is as fast and does not fight other test workers."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
@@ -306,6 +321,32 @@ def test_export_bnn_pynq_peers(name: str, exported) -> None:
     model, wrapper = exported(name)
     assert_matches_torch(model, wrapper, model.input_shape)
     assert op_types(wrapper) <= ALLOWED_OPS, op_types(wrapper) - ALLOWED_OPS
+    assert_hardware_rules(wrapper, binary_convs_take_bits=False)
+
+
+class _MismatchedAdd(torch.nn.Module):
+    """Breaks the shared-quantizer rule: the two addends use different quantizers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from brevitas.nn import QuantIdentity
+
+        from quant_models.layers import int_act
+        from quant_models.quantizers import PixelQuant
+
+        self.input_quant = QuantIdentity(act_quant=PixelQuant)
+        self.left, self.right = int_act(4), int_act(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.input_quant(x)
+        return self.left(x) + self.right(x * 0.5)
+
+
+@pytest.mark.slow
+def test_rule_checker_catches_unshared_add_quantizers(tmp_path: Path) -> None:
+    wrapper = export_clean(_MismatchedAdd().eval(), (1, 1, 4, 4), tmp_path / "bad.onnx")
+    with pytest.raises(AssertionError, match="quantized differently"):
+        assert_hardware_rules(wrapper)
 
 
 @pytest.mark.slow
@@ -327,6 +368,29 @@ def test_export_model_options(model, tmp_path: Path) -> None:
     assert_matches_torch(module, wrapper, TINY.input_shape)
     assert op_types(wrapper) <= ALLOWED_OPS
     assert_hardware_rules(wrapper)
+
+
+def test_ftbnn_group_execution_option_builds_grouped_wider_convs() -> None:
+    model = FTBNN(TINY, groups=2, width=2.0).eval()
+    convs = [m.conv.conv for m in model.blocks if hasattr(m, "conv")]
+    assert all(conv.groups == 2 for conv in convs)
+    assert convs[-1].out_channels == 128
+    with torch.no_grad():
+        assert model(torch.rand(2, *TINY.input_shape[1:])).shape == (2, 10)
+    with pytest.raises(ValueError, match="groups"):
+        FTBNN(TINY, groups=3)
+
+
+def test_prelu_slopes_are_clamped_by_constrain() -> None:
+    model = GroupNet(TINY, branches=2)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.PReLU):
+                module.weight.fill_(-0.3)
+        model.blocks[0].scales.fill_(-1.0)
+    train.apply_constraints(model)
+    assert all((m.weight >= 0).all() for m in model.modules() if isinstance(m, torch.nn.PReLU))
+    assert (model.blocks[0].scales >= 0).all()
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ def library_files() -> dict[str, Path]:
 MODULE_DEPENDENCIES: dict[str, tuple[str, ...]] = {
     "frame_tlast": ("fifo",),
     "mvtu": ("adder_tree", "rom"),
-    "thresholding": ("rom",),
+    "thresholding": ("rom", "adder_tree"),
     "label_select": ("rom",),
     "stream_width_converter": ("stream_downsizer", "stream_upsizer"),
 }
