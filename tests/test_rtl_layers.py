@@ -46,6 +46,14 @@ def build_cases() -> dict[str, T.Case]:
     add("mvtu_int_shared_th", T.mvtu_case(rng, "mvtu_int_shared_th", 4, 6, 2, 4, vectors=3, binary=False,
                                           in_dtype="INT4", w_dtype="TERNARY", thresholds=7,
                                           shared_thresholds=True, frames=FRAMES))
+    # +-1 weights typed INT2 (as the first conv of a BNN arrives): stored as bipolar bits
+    add("mvtu_int2_pm1", T.mvtu_case(rng, "mvtu_int2_pm1", 27, 8, 4, 3, vectors=4, binary=False,
+                                     in_dtype="UINT8", w_dtype="INT2", thresholds=1, frames=FRAMES,
+                                     weights=2 * rng.integers(0, 2, size=(8, 27)) - 1))
+    add("mvtu_narrow_x", T.mvtu_case(rng, "mvtu_narrow_x", 8, 4, 2, 4, vectors=2, binary=False,
+                                     in_dtype="INT3", w_dtype="INT8", frames=FRAMES))
+    add("mvtu_full_mul", T.mvtu_case(rng, "mvtu_full_mul", 6, 4, 2, 2, vectors=2, binary=False,
+                                     in_dtype="UINT8", w_dtype="INT8", frames=FRAMES))
     for k in range(4):
         binary = bool(rng.integers(2))
         mw = int(_pick(rng, [4, 6, 8, 9, 12, 18, 32]))

@@ -115,6 +115,16 @@ class MVTU(HWLayer):
         mw = self.get_nodeattr("MW")
         binary = int(self.get_nodeattr("binary"))
         bipolar = DataType["BIPOLAR"]
+        if not binary and model is not None:
+            # store the weights in the narrowest encoding their actual values allow (e.g. +-1
+            # weights typed INT2 become one bipolar bit: a negation instead of a multiplier)
+            values = np.unique(np.asarray(model.get_initializer(self.onnx_node.input[1])))
+            if set(values.tolist()) <= {-1.0, 1.0}:
+                w_dtype = bipolar
+            elif values.size:
+                from hw_build.ops.base import smallest_int_type
+
+                w_dtype = smallest_int_type(int(values.min()), int(values.max()))
         if binary:
             in_bits = w_bits = 1
             lo, hi = 0, mw
@@ -169,7 +179,13 @@ class MVTU(HWLayer):
         p = self.rtl_params(model)
         mw, mh, pe, simd = p["MW"], p["MH"], p["PE"], p["SIMD"]
         nf, sf = mh // pe, mw // simd
-        w_dtype = DataType["BINARY"] if p["BINARY"] else DataType[self.get_nodeattr("w_dtype")]
+        # the weight encoding rtl_params chose
+        if p["BINARY"] or (p["W_BITS"] == 1 and not p["W_SIGNED"] and not p["W_BIPOLAR"]):
+            w_dtype = DataType["BINARY"]
+        elif p["W_BIPOLAR"]:
+            w_dtype = DataType["BIPOLAR"]
+        else:
+            w_dtype = DataType[f"{'INT' if p['W_SIGNED'] else 'UINT'}{p['W_BITS']}"]
         weights = np.asarray(model.get_initializer(self.onnx_node.input[1]))
         if weights.shape != (mh, mw):
             raise ValueError(f"{self.onnx_node.name}: weights have shape {weights.shape}, expected {(mh, mw)}")

@@ -66,6 +66,8 @@ module mvtu #(
     localparam WWORD  = PE * SIMD * W_BITS;
     // bits of one term: an xnor bit, or a full product of the decoded operands
     localparam PW     = IN_BITS + W_BITS + 2;
+    // factors of at most this many bits are multiplied by shift-and-add
+    localparam SMALL_BITS = 3;
     localparam TERM   = BINARY ? 1 : PW;
     localparam TH_N   = (NUM_THRESH > 0) ? NUM_THRESH : 1;
     localparam TWORD  = PE * TH_N * ACC_BITS;
@@ -189,6 +191,7 @@ module mvtu #(
         reg signed [IN_BITS:0] xs;
         reg signed [W_BITS:0]  ws;
         reg signed [PW-1:0]    xw, ww;
+        integer                k;
         begin
             // decode both operands into one extra bit of two's complement
             if (IN_BIPOLAR != 0) xs = xe[0] ? 1 : -1;
@@ -202,7 +205,19 @@ module mvtu #(
             // +-1 factors become a conditional negation instead of a multiplier
             if (W_BIPOLAR != 0) product = we[0] ? xw : -xw;
             else if (IN_BIPOLAR != 0) product = xe[0] ? ww : -ww;
-            else product = xs * ws;
+            // a factor of a few bits: shift-and-add (a handful of LUTs, where a tool would
+            // otherwise spend a DSP slice on each product)
+            else if (W_BITS <= SMALL_BITS && W_BITS <= IN_BITS) begin
+                product = {PW{1'b0}};
+                for (k = 0; k < W_BITS; k = k + 1)
+                    if (ws[k]) product = product + (xw << k);
+                if (ws[W_BITS]) product = product - (xw << W_BITS);
+            end else if (IN_BITS <= SMALL_BITS) begin
+                product = {PW{1'b0}};
+                for (k = 0; k < IN_BITS; k = k + 1)
+                    if (xs[k]) product = product + (ww << k);
+                if (xs[IN_BITS]) product = product - (ww << IN_BITS);
+            end else product = xs * ws;
         end
     endfunction
 

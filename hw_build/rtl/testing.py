@@ -64,11 +64,12 @@ def reference(model: ModelWrapper, node: NodeProto, inputs: list[np.ndarray]) ->
 def mvtu_case(rng: np.random.Generator, name: str, mw: int, mh: int, pe: int, simd: int, vectors: int = 1,
               binary: bool = True, in_dtype: str = "BINARY", w_dtype: str = "BINARY",
               thresholds: int = 0, shared_thresholds: bool = False, frames: int = 3,
-              shape: str = "vector") -> Case:
-    """An MVTU; ``vectors`` input vectors per frame (conv layers: output pixels)."""
+              shape: str = "vector", weights: np.ndarray | None = None) -> Case:
+    """An MVTU; ``vectors`` input vectors per frame (conv layers: output pixels); ``weights``
+    (MH x MW, values of ``w_dtype``) replaces the random ones."""
     in_dt = DataType["BINARY" if binary else in_dtype]
     w_dt = DataType["BINARY" if binary else w_dtype]
-    weights = random_values(rng, w_dt, (mh, mw))
+    weights = random_values(rng, w_dt, (mh, mw)) if weights is None else np.asarray(weights, dtype=np.float32)
     if binary:
         lo, hi = 0, mw
     else:
