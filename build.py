@@ -27,6 +27,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--from", dest="start", help="resume at this step (--list-steps)")
     p.add_argument("--verify-input", help=".npy of inputs in the model's own domain (float NCHW pixel/255)")
     p.add_argument("--verify-images", type=int, default=8, help="images used for verification (default 8)")
+    p.add_argument("--accuracy-images", type=int, default=None,
+                   help="test images the RTL accuracy run uses (default: the whole test split for trained zoo "
+                        "models whose dataset is here; 0: skip)")
     p.add_argument("--no-synth", action="store_true", help="skip Yosys synthesis")
     p.add_argument("--list-models", action="store_true", help="list zoo models and exit")
     p.add_argument("--list-boards", action="store_true", help="list boards and exit")
@@ -69,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             args.model, args.board, output=args.output, clock_mhz=args.clock_mhz,
             target_fps=args.target_fps, folding=args.folding, until=args.until, start=args.start,
             verify_input=args.verify_input, verify_images=args.verify_images, synth=not args.no_synth,
+            accuracy_images=args.accuracy_images,
         )
     except BuildError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
@@ -78,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{report['model']} on {report['board']}: {est['cycles_per_frame']} cycles/frame, "
               f"{est['fps']:.0f} FPS at {report['clock_mhz']:g} MHz (estimate), "
               f"~{est['lut']} LUT, {est['bram36']:.1f} BRAM36")
+    acc = report.get("accuracy")
+    if acc and acc.get("rtlsim") is not None:
+        print(f"accuracy on {acc['images']} {acc['dataset']} test images: RTL {100 * acc['rtlsim']:.2f}%, "
+              f"PyTorch {100 * acc['reference']:.2f}%")
     return 0
 
 

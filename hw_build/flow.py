@@ -35,6 +35,9 @@ class Options:
     verify_images: int = 8
     synth: bool = True
     pretrained: bool = True
+    #: test images the accuracy run streams through the RTL (None: the whole test split of a
+    #: trained zoo model's dataset; 0: no accuracy run)
+    accuracy_images: int | None = None
 
 
 @dataclass
@@ -79,7 +82,7 @@ class Context:
 
 def step_export(ctx: Context) -> None:
     from hw_build.export import export_module, load_onnx
-    from hw_build.inputs import reference_scores, verify_images
+    from hw_build.inputs import accuracy_images, reference_scores, verify_images
 
     spec = ctx.opts.model
     if spec.endswith(".onnx") or Path(spec).is_file():
@@ -113,6 +116,33 @@ def step_export(ctx: Context) -> None:
     scores = reference_scores(module, model, images)
     ctx.write_verify("reference_scores", scores.astype(np.float32))
     ctx.write_verify("reference", scores.argmax(axis=1).astype(np.int64))
+    _prepare_accuracy(ctx, module, model, accuracy_images(ctx.opts, module))
+
+
+ACCURACY_FILES = ("accuracy_inputs", "accuracy_labels", "accuracy_reference_scores", "accuracy_rtlsim")
+
+
+def _prepare_accuracy(ctx: Context, module, model: ModelWrapper, labelled) -> None:
+    """Score the accuracy images with the reference now (the module is only loaded here);
+    the verify step streams them through the RTL."""
+    from hw_build.inputs import reference_scores
+
+    for name in ACCURACY_FILES:
+        ctx.path("verify", f"{name}.npy").unlink(missing_ok=True)
+    ctx.report["accuracy"] = None
+    if labelled is None:
+        return
+    images, labels, dataset = labelled
+    log.info("accuracy: scoring %d %s test images with the PyTorch model...", len(images), dataset)
+    scores = np.concatenate([reference_scores(module, model, images[i:i + 500])
+                             for i in range(0, len(images), 500)])
+    ctx.write_verify("accuracy_inputs", images)
+    ctx.write_verify("accuracy_labels", labels)
+    ctx.write_verify("accuracy_reference_scores", scores.astype(np.float32))
+    ctx.report["accuracy"] = {"dataset": dataset, "images": int(len(images)),
+                              "reference": float((scores.argmax(axis=1) == labels).mean()), "rtlsim": None}
+    log.info("accuracy: PyTorch %.2f%% on %d %s test images", 100 * ctx.report["accuracy"]["reference"],
+             len(images), dataset)
 
 
 def step_tidy(ctx: Context) -> None:
@@ -241,6 +271,38 @@ def step_verify(ctx: Context) -> None:
     log.info("rtlsim: %d/%d labels equal the dataflow graph's; II %.0f cycles (%.0f FPS at %g MHz), "
              "latency %d cycles", len(labels) - mismatch_df, len(labels), ii, ctx.report["rtlsim"]["fps"],
              ctx.clock_mhz, stats["latency_cycles"])
+    _measure_accuracy(ctx)
+
+
+def _measure_accuracy(ctx: Context) -> None:
+    """Stream the accuracy images through the RTL and compare with PyTorch image by image."""
+    from hw_build import verify
+    from hw_build.rtl import sim
+
+    if not ctx.path("verify", "accuracy_inputs.npy").exists():
+        return
+    images = ctx.verify_array("accuracy_inputs")
+    labels = ctx.verify_array("accuracy_labels")
+    scores = ctx.verify_array("accuracy_reference_scores")
+    log.info("accuracy: RTL simulation of %d test images...", len(images))
+    t0 = time.perf_counter()
+    rtl_labels, _ = sim.simulate_top(ctx.path("rtl"), verify.to_nhwc(images), stall_in=0.0, stall_out=0.0, seed=3)
+    ctx.write_verify("accuracy_rtlsim", rtl_labels)
+    agree = verify.accepted(rtl_labels, scores)
+    acc = ctx.report.get("accuracy") or {}
+    acc.update({"images": int(len(images)), "rtlsim": float((rtl_labels == labels).mean()),
+                "rtlsim_vs_reference_mismatches": int((~agree).sum()),
+                "simulation_seconds": round(time.perf_counter() - t0, 1)})
+    ctx.report["accuracy"] = acc
+    if not agree.all():
+        bad = np.flatnonzero(~agree)
+        raise BuildError(
+            f"RTL simulation disagrees with the PyTorch model on {len(bad)} of {len(images)} {acc.get('dataset')} "
+            f"test images (first: image {int(bad[0])}, RTL label {int(rtl_labels[bad[0]])}, PyTorch "
+            f"{int(scores[bad[0]].argmax())}). This is a compiler bug; please report it with the build folder.")
+    log.info("accuracy: RTL %.2f%%, PyTorch %.2f%% on %d %s test images; RTL and PyTorch agree on every image "
+             "(%.0f s)", 100 * acc["rtlsim"], 100 * acc.get("reference", float("nan")), len(images),
+             acc.get("dataset"), acc["simulation_seconds"])
 
 
 def step_estimate(ctx: Context) -> None:
@@ -297,7 +359,7 @@ STEPS: list[tuple[str, Step, list[str]]] = [
     ("lower", step_lower, ["dataflow.onnx", "verify/dataflow.npy"]),
     ("fold", step_fold, ["folding.json"]),
     ("rtl", step_rtl, ["rtl"]),
-    ("verify", step_verify, ["verify/rtlsim.npy"]),
+    ("verify", step_verify, ["verify/rtlsim.npy", "verify/accuracy_rtlsim.npy"]),
     ("estimate", step_estimate, []),
     ("vivado", step_vivado, ["vivado/bitfile"]),
     ("deploy", step_deploy, ["deploy", "deploy.zip"]),
@@ -350,6 +412,8 @@ def build(opts: Options) -> dict:
     clock = opts.clock_mhz or board.clock_mhz
     if clock <= 0:
         raise BuildError(f"--clock-mhz must be positive (got {clock}).")
+    if opts.accuracy_images is not None and opts.accuracy_images < 0:
+        raise BuildError(f"--accuracy-images must be 0 (skip) or a positive count (got {opts.accuracy_images}).")
     name = Path(opts.model).stem if opts.model.endswith(".onnx") else opts.model
     out = Path(opts.output) if opts.output else Path("build") / f"{name}-{board.name}"
     first = resolve_step(opts.start) if opts.start else STEP_NAMES[0]

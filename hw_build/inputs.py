@@ -85,3 +85,32 @@ def reference_scores(module, model: ModelWrapper, images: np.ndarray) -> np.ndar
     clean = cleanup_model(ModelWrapper(model.model.SerializeToString()))
     out = execute_graph(clean, x)[clean.graph.output[0].name]
     return out.reshape(out.shape[0], -1)
+
+
+def accuracy_images(opts, module) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """The labelled test images the accuracy run uses, as uint8 NCHW, with their labels and
+    the dataset's name; None when there is nothing to measure.
+
+    ``opts.accuracy_images``: None (default) measures the whole test split for trained zoo
+    models whose dataset is available here; 0 turns it off; N > 0 measures the first N test
+    images even for untrained weights (then the numbers only show that hardware and model agree).
+    """
+    wanted = getattr(opts, "accuracy_images", None)
+    if wanted == 0 or module is None or opts.verify_input is not None:
+        return None
+    if wanted is None and not getattr(module, "trained", False):
+        return None
+    dataset = getattr(module, "dataset", None)
+    if dataset not in ("mnist", "digits", "cifar10"):
+        return None
+    from quant_models import data
+
+    try:
+        x, y = data.load(dataset, "test")
+    except Exception as exc:  # no local CIFAR-10 folder: say so, measure nothing
+        log.info("accuracy: the %s test split is not available here (%s); report.json accuracy stays null",
+                 dataset, exc)
+        return None
+    if wanted:
+        x, y = x[:wanted], y[:wanted]
+    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8), y.astype(np.int64), dataset

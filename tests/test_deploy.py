@@ -361,6 +361,15 @@ def test_simulated_infer_matches_python_dataflow(tfc_build):
             pytest.fail(f"simulated accelerator labels differ from the dataflow graph's on "
                         f"{int((labels != expected).sum())}/100 images; culprit: {culprit}")
         assert labels.dtype == np.int64
+        # and the PyTorch model's labels on the same 100 MNIST test images (ties allowed)
+        import torch
+
+        from hw_build.verify import accepted
+        from quant_models import zoo
+
+        with torch.no_grad():
+            scores = zoo.get("tfc_w1a1")(torch.from_numpy(x.astype(np.float32) / 255)).numpy().reshape(len(x), -1)
+        assert accepted(labels, scores).all(), "simulated accelerator disagrees with PyTorch"
         tp = accel.throughput(30, batch_size=10)
         assert tp["cycles"] > 0 and tp["hw_images_per_s"] > 0
         with pytest.raises(TypeError, match="uint8"):
