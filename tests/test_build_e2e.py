@@ -108,3 +108,23 @@ def test_tiny_model_rtl_equals_pytorch_on_1000_mnist_images(name, tmp_path):
 
     with Accelerator.simulated(out, batch_size=50) as accel:
         np.testing.assert_array_equal(accel.infer(to_pixels(x[:100])), rtl[:100])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["ftbnn_small", "groupnet_small"])
+def test_small_model_to_verified_rtl_that_fits_pynq_z2(name, tmp_path):
+    """The CIFAR-10-sized residual models (seeded weights here: no CIFAR-10 offline) to
+    verified RTL on pynq-z2, synthesized, fitting the board; ftbnn_small at >= 3,000 FPS."""
+    out = tmp_path / name
+    proc = run_build("--model", name, "--board", "pynq-z2", "--output", str(out), "--until", "synth")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "SEEDED INITIAL WEIGHTS" in proc.stdout  # loud, since the accuracy means nothing
+    report = json.loads((out / "report.json").read_text())
+    assert report["trained"] is False and "untrained" in report["weights"]
+    assert report["verify"]["rtlsim"]["mismatches"] == 0 and report["rtlsim"]["mismatches"] == 0
+    np.testing.assert_array_equal(np.load(out / "verify" / "rtlsim.npy"), np.load(out / "verify" / "dataflow.npy"))
+    assert report["synth"] is not None, report.get("synth_error")
+    assert report["fits"] and report["fits_basis"] == "yosys"
+    assert report["rtlsim"]["ii_cycles"] <= 1.05 * report["estimate"]["cycles_per_frame"]
+    if name == "ftbnn_small":
+        assert report["rtlsim"]["fps"] >= 3000

@@ -9,20 +9,16 @@ annotations to know which tensors are already in the integer domain.
 from __future__ import annotations
 
 import numpy as np
+from onnx import TensorProto
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
 
-from hw_build.streamline.graph import const, is_integer_tensor, set_int_type
+from hw_build.ops.base import smallest_int_type
+from hw_build.streamline.graph import const
 
 INTEGER_PRESERVING = ("MaxPool", "Reshape", "Flatten", "Transpose", "Identity")
 
-
-def _bounds(model: ModelWrapper, tensor: str) -> tuple[int, int]:
-    dt = model.get_tensor_datatype(tensor)
-    if dt == DataType["BIPOLAR"]:
-        return -1, 1
-    return int(dt.min()), int(dt.max())
 
 
 def _linear_bounds(w: np.ndarray, lo: int, hi: int, reduce_axes: tuple[int, ...]) -> tuple[float, float]:
@@ -51,38 +47,79 @@ def pad_params(model: ModelWrapper, node) -> tuple[list[int], float]:
     return pads, value
 
 
+class _Datatypes:
+    """The graph's datatype annotations, read once per pass: ModelWrapper looks every one up
+    by a linear search, and this pass runs after every rewrite (quadratic on big graphs)."""
+
+    def __init__(self, model: ModelWrapper) -> None:
+        self.model = model
+        self.known: dict[str, DataType] = {}
+        for ann in model.graph.quantization_annotation:
+            for kv in ann.quant_parameter_tensor_names:
+                if kv.key == "finn_datatype":
+                    self.known[ann.tensor_name] = DataType[kv.value]
+        graph = model.graph
+        self.float_tensors = {vi.name for vi in [*graph.value_info, *graph.input, *graph.output]
+                              if vi.type.tensor_type.elem_type == TensorProto.FLOAT}
+
+    def get(self, tensor: str) -> DataType:
+        if tensor not in self.known:
+            self.known[tensor] = (DataType["FLOAT32"] if tensor in self.float_tensors
+                                  else self.model.get_tensor_datatype(tensor))
+        return self.known[tensor]
+
+    def is_integer(self, tensor: str) -> bool:
+        return self.get(tensor).is_integer()
+
+    def bounds(self, tensor: str) -> tuple[int, int]:
+        dt = self.get(tensor)
+        if dt == DataType["BIPOLAR"]:
+            return -1, 1
+        return int(dt.min()), int(dt.max())
+
+    def set(self, tensor: str, dt: DataType) -> None:
+        if self.known.get(tensor) != dt:
+            self.model.set_tensor_datatype(tensor, dt)
+            self.known[tensor] = dt
+
+    def set_range(self, tensor: str, lo: float, hi: float) -> None:
+        self.set(tensor, smallest_int_type(int(np.floor(lo)), int(np.ceil(hi))))
+
+
 class InferIntegerTypes(Transformation):
     """Annotate every tensor that is integer by construction (see module docstring)."""
 
     def apply(self, model: ModelWrapper):
+        types = _Datatypes(model)
+        constants = {init.name for init in model.graph.initializer}
         for node in model.graph.node:
             out = node.output[0] if node.output else None
-            ins = [t for t in node.input if t and const(model, t) is None]
+            ins = [t for t in node.input if t and t not in constants]
             op = node.op_type
             if op == "MultiThreshold":
                 n_thr = const(model, node.input[1]).shape[1]
-                set_int_type(model, out, 0, n_thr)
-            elif op in ("Conv", "MatMul") and ins and is_integer_tensor(model, ins[0]):
+                types.set_range(out, 0, n_thr)
+            elif op in ("Conv", "MatMul") and ins and types.is_integer(ins[0]):
                 w = const(model, node.input[1])
                 if w is None or not np.all(w == np.round(w)) or (len(node.input) > 2 and node.input[2]):
                     continue
-                lo, hi = _bounds(model, node.input[0])
+                lo, hi = types.bounds(node.input[0])
                 axes = (1, 2, 3) if op == "Conv" else (0,)
                 low, high = _linear_bounds(w.astype(np.float64), lo, hi, axes)
-                set_int_type(model, out, low, high)
-            elif op == "Add" and len(ins) == 2 and all(is_integer_tensor(model, t) for t in ins):
-                (alo, ahi), (blo, bhi) = (_bounds(model, t) for t in ins)
-                set_int_type(model, out, alo + blo, ahi + bhi)
-            elif op in INTEGER_PRESERVING and ins and is_integer_tensor(model, ins[0]):
-                model.set_tensor_datatype(out, model.get_tensor_datatype(ins[0]))
-            elif op == "Pad" and ins and is_integer_tensor(model, ins[0]):
+                types.set_range(out, low, high)
+            elif op == "Add" and len(ins) == 2 and all(types.is_integer(t) for t in ins):
+                (alo, ahi), (blo, bhi) = (types.bounds(t) for t in ins)
+                types.set_range(out, alo + blo, ahi + bhi)
+            elif op in INTEGER_PRESERVING and ins and types.is_integer(ins[0]):
+                types.set(out, types.get(ins[0]))
+            elif op == "Pad" and ins and types.is_integer(ins[0]):
                 _, value = pad_params(model, node)
                 if value == round(value):
-                    lo, hi = _bounds(model, ins[0])
-                    set_int_type(model, out, min(lo, value), max(hi, value))
-            elif op == "ReduceSum" and ins and is_integer_tensor(model, ins[0]):
+                    lo, hi = types.bounds(ins[0])
+                    types.set_range(out, min(lo, value), max(hi, value))
+            elif op == "ReduceSum" and ins and types.is_integer(ins[0]):
                 shape = model.get_tensor_shape(ins[0])
                 count = int(np.prod(shape[2:]))
-                lo, hi = _bounds(model, ins[0])
-                set_int_type(model, out, lo * count, hi * count)
+                lo, hi = types.bounds(ins[0])
+                types.set_range(out, lo * count, hi * count)
         return model, False
