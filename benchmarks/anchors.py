@@ -11,7 +11,6 @@ Yosys synth_xilinx of the stitched design (the estimate when --no-synth). Anchor
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -34,11 +33,48 @@ RUNS = [
     ("tfc_w1a1 finn folding", "tfc_w1a1", {"folding": ROOT / "benchmarks/folding/tfc_w1a1_finn_examples.json"}),
     ("tfc_w1a1 1.5625M", "tfc_w1a1", {"target_fps": "1562500"}),
     ("ftbnn_small max", "ftbnn_small", {}),
+    ("groupnet_small max", "groupnet_small", {}),
+    ("ftbnn_tiny max", "ftbnn_tiny", {"accuracy_images": 0}),
 ]
 
 
 def ratio(a, b) -> str:
     return f"{a / b:6.2f}x" if a and b else "   -   "
+
+
+def target_checks(rows) -> list[str]:
+    """The issue's performance targets, each with the number that decides it."""
+    lines = []
+    by_label = {label: (report, rtl, res) for label, _, report, rtl, res, _ in rows}
+
+    def check(name: str, ok: bool, detail: str) -> None:
+        lines.append(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}")
+
+    if "cnv_w1a1 max" in by_label:
+        report, rtl, res = by_label["cnv_w1a1 max"]
+        check("CNV-W1A1 max >= 6,104 FPS (2x FINN)", (rtl.get("fps") or 0) >= 6104, f"{rtl.get('fps') or 0:,.0f} FPS")
+        check("CNV-W1A1 max LUT <= 90% of 53,200", res["lut"] <= 0.9 * 53200, f"{res['lut']:,.0f} LUT")
+        check("CNV-W1A1 max BRAM36 <= 140", res["bram36"] <= 140, f"{res['bram36']:.1f} BRAM36")
+        lines.append(f"      stretch 9,150 FPS: {'reached' if (rtl.get('fps') or 0) >= 9150 else 'not reached'}")
+    if "tfc_w1a1 max" in by_label:
+        report, rtl, _ = by_label["tfc_w1a1 max"]
+        compute = report["clock_mhz"] * 1e6 / rtl["ii_cycles"] if rtl.get("ii_cycles") else 0
+        check("TFC-W1A1 >= 1.56 M FPS compute", compute >= 1_562_500, f"{compute:,.0f} FPS compute, "
+              f"DMA bound {report['clock_mhz'] * 1e6 / report['dma']['cycles_per_frame']:,.0f} FPS")
+    if "ftbnn_small max" in by_label:
+        _, rtl, _ = by_label["ftbnn_small max"]
+        check("ftbnn_small >= 3,000 FPS", (rtl.get("fps") or 0) >= 3000, f"{rtl.get('fps') or 0:,.0f} FPS")
+    for label, (report, _, _res) in by_label.items():
+        synth = report.get("synth")
+        if not synth:
+            continue
+        est = report["estimate"]
+        for key in ("lut", "bram36"):
+            if synth[key]:
+                err = est[key] / synth[key] - 1
+                check(f"{label}: {key} estimate within 15% of Yosys", abs(err) <= 0.15,
+                      f"estimate {est[key]:,.1f} vs Yosys {synth[key]:,.1f} ({100 * err:+.1f}%)")
+    return lines
 
 
 def main() -> int:
@@ -48,32 +84,53 @@ def main() -> int:
     p.add_argument("--no-synth", action="store_true")
     args = p.parse_args()
     from hw_build import build
+    from hw_build.errors import BuildError
 
     rows = []
+    failures: list[str] = []
     for label, model, extra in RUNS:
         if args.only and label not in args.only and model not in args.only:
             continue
         out = Path(args.out) / label.replace(" ", "_")
         t0 = time.perf_counter()
-        report = build(model, "pynq-z2", output=out, synth=not args.no_synth, **extra)
+        print(f"=== {label} -> {out}", flush=True)
+        try:
+            report = build(model, "pynq-z2", output=out, synth=not args.no_synth, **extra)
+        except BuildError as exc:
+            failures.append(f"FAIL  {label}: the build failed: {str(exc).splitlines()[0]}")
+            continue
         seconds = time.perf_counter() - t0
         rtl = report.get("rtlsim") or {}
         res = report.get("synth") or report["estimate"]
         rows.append((label, model, report, rtl, res, seconds))
-        json.dump(report, open(out / "report.json", "w"), indent=2, default=str)
 
     print()
-    print(f"{'run':24s} {'est cyc':>8s} {'rtl II':>8s} {'rtl FPS':>11s} {'FINN FPS':>11s} {'ratio':>7s} "
-          f"{'LUT':>7s} {'FINN':>7s} {'ratio':>7s} {'BRAM36':>7s} {'FINN':>6s} {'fits':>5s} {'build s':>8s}")
+    print(f"{'run':24s} {'est cyc':>8s} {'rtl II':>8s} {'II/est':>7s} {'compute FPS':>12s} {'DMA FPS':>11s} "
+          f"{'FPS':>11s} {'FINN FPS':>11s} {'ratio':>7s} {'LUT':>7s} {'est LUT':>8s} {'FINN':>7s} {'ratio':>7s} "
+          f"{'BRAM36':>7s} {'est BR':>7s} {'FINN':>6s} {'fits':>5s} {'build s':>8s}")
     for label, model, report, rtl, res, seconds in rows:
         finn = FINN.get(model, {})
+        est = report["estimate"]
+        clock = report["clock_mhz"] * 1e6
+        ii = rtl.get("ii_cycles") or 0
+        dma = (report.get("dma") or {}).get("cycles_per_frame") or 0
         fps = rtl.get("fps")
-        print(f"{label:24s} {report['estimate']['cycles_per_frame']:8d} {rtl.get('ii_cycles') or 0:8.0f} "
+        print(f"{label:24s} {est['cycles_per_frame']:8d} {ii:8.0f} {ii / est['cycles_per_frame']:7.3f} "
+              f"{clock / ii if ii else 0:12,.0f} {clock / dma if dma else 0:11,.0f} "
               f"{fps or 0:11,.0f} {finn.get('fps') or 0:11,.0f} {ratio(fps, finn.get('fps'))} "
-              f"{res['lut']:7,.0f} {finn.get('lut') or 0:7,.0f} {ratio(finn.get('lut'), res['lut'])} "
-              f"{res['bram36']:7.1f} {finn.get('bram36') or 0:6.1f} {str(report.get('fits')):>5s} {seconds:8.1f}")
-    print("\nratios: FPS ours/FINN (higher is better); LUT FINN/ours (higher means we use fewer).")
-    print("LUT/BRAM36 from", "Yosys synth_xilinx" if not args.no_synth else "the analytical estimate (--no-synth)")
+              f"{res['lut']:7,.0f} {est['lut']:8,.0f} {finn.get('lut') or 0:7,.0f} {ratio(finn.get('lut'), res['lut'])} "
+              f"{res['bram36']:7.1f} {est['bram36']:7.1f} {finn.get('bram36') or 0:6.1f} {str(report.get('fits')):>5s} "
+              f"{seconds:8.1f}")
+        if dma and ii and dma > ii:
+            print(f"{'':24s} DMA bound: {report['dma']['in_bits_per_frame']} input bits/frame over a "
+                  f"{report['dma'].get('stream_bits', '?')}-bit stream = {dma} cycles > II {ii:.0f}")
+    print("\nFPS = clock / max(rtl II, DMA cycles); ratios: FPS ours/FINN (higher is better), LUT FINN/ours "
+          "(higher means we use fewer).")
+    print("LUT/BRAM36 from", "Yosys synth_xilinx" if not args.no_synth else "the analytical estimate (--no-synth)",
+          "; 'est' columns: our analytical cost model")
+    print()
+    for line in target_checks(rows) + failures:
+        print(line)
     return 0
 
 
