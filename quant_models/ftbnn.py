@@ -69,8 +69,11 @@ class FTBNNBlock(nn.Module):
 class FTBNN(BinaryResNet):
     """A binary ResNet made of :class:`FTBNNBlock` s.
 
-    ``groups`` > 1 with ``width`` > 1 is the paper's group execution (wider layers at the
-    same cost); the compiler currently takes groups=1 only, which every zoo entry uses.
+    ``groups`` > 1 with ``width`` > 1 is the paper's group execution (wider layers at about
+    the same cost): every binary 3x3 conv becomes ``groups`` independent convs on
+    channels/groups inputs each (the 1x1 downsampling shortcut stays dense). The compiler
+    maps each group to its own sliding-window + XNOR-popcount branch between a channel
+    split and a channel concatenation (at most 16 groups); the zoo entries use groups=1.
     """
 
     def __init__(

@@ -1,7 +1,9 @@
 """Lowering: the integer-only (NCHW) streamlined graph -> a graph of hardware layers (NHWC).
 
 One rule per streamlined op type (``RULES``); each rule reads the op's inputs as hardware
-tensors and emits hardware layer nodes. Fan-outs get a DuplicateStreams afterwards.
+tensors and emits hardware layer nodes. Fan-outs get a DuplicateStreams afterwards. A
+grouped conv becomes ChannelSplit -> one SlidingWindow + MVTU per group -> ChannelConcat
+(the thresholds after it go into each group's MVTU before the groups are joined).
 """
 
 from __future__ import annotations
@@ -36,6 +38,17 @@ class HwTensor:
 
 
 @dataclass
+class GroupedTensor:
+    """A grouped conv's output before its groups are joined: one stream per group, group g
+    holding channels g*C/G .. (g+1)*C/G - 1. A MultiThreshold right after the conv is
+    applied per group (fused into each group's MVTU); any other consumer gets the groups
+    joined into one stream in standard channel order (``Lowering.hw``)."""
+
+    parts: list[HwTensor]
+    source: str  # the streamlined tensor the joined stream stands for
+
+
+@dataclass
 class PendingPad:
     source: HwTensor
     pads: list[int]  # top, left, bottom, right
@@ -57,13 +70,17 @@ class Lowering:
         self.counter[base] = k + 1
         return f"{base}_{k}"
 
-    def emit(self, op: str, inputs: list[str], out: HwTensor, source: str, **attrs) -> onnx.NodeProto:
-        node = helper.make_node(op, inputs, [out.name], name=self.fresh(op), domain=DOMAIN,
-                                out_shape=out.shape, out_dtype=out.dtype.name, source=source, **attrs)
+    def emit(self, op: str, inputs: list[str], out: HwTensor | list[HwTensor], source: str,
+             **attrs) -> onnx.NodeProto:
+        """A hardware node; several outputs (``out`` a list) must share shape and type."""
+        outs = out if isinstance(out, list) else [out]
+        node = helper.make_node(op, inputs, [o.name for o in outs], name=self.fresh(op), domain=DOMAIN,
+                                out_shape=outs[0].shape, out_dtype=outs[0].dtype.name, source=source, **attrs)
         self.nodes.append(node)
-        self.shapes[out.name] = out.shape
-        self.dtypes[out.name] = out.dtype
-        out.producer = node
+        for o in outs:
+            self.shapes[o.name] = o.shape
+            self.dtypes[o.name] = o.dtype
+            o.producer = node
         return node
 
     def init(self, base: str, value: np.ndarray) -> str:
@@ -79,6 +96,8 @@ class Lowering:
         if isinstance(t, PendingPad) and node.op_type != "Conv":
             raise BuildError(f"pad feeding '{node.name}' ({node.op_type}): padding maps to hardware "
                              "only in front of a convolution.")
+        if isinstance(t, GroupedTensor):
+            t = self.tensors[tensor] = join_groups(self, t)
         return t
 
     def new_tensor(self, node, shape, dtype, **kw) -> HwTensor:
@@ -113,6 +132,10 @@ def _mvtu(lw: Lowering, node, x: HwTensor, w: np.ndarray, num_vectors: int, out_
     return out
 
 
+#: most groups a grouped conv may have: each group is its own sliding-window + MVTU branch
+MAX_GROUPS = 16
+
+
 def lower_conv(lw: Lowering, node) -> None:
     src = lw.hw(node.input[0], node)
     w = const(lw.sl, node.input[1])
@@ -128,13 +151,11 @@ def lower_conv(lw: Lowering, node) -> None:
     pads, pad_value = [0, 0, 0, 0], 0
     if isinstance(src, PendingPad):
         pads, pad_value, src = src.pads, src.value, src.source
-    _, h, wd, c = src.shape
-    n_out, _, oh, ow = lw.sl.get_tensor_shape(node.output[0])
-    if group > 1:
-        ones = group == c and w.shape[0] == c and w.shape[1] == 1 and np.all(w == 1)
-        if not (ones and k == s and not any(pads)):
-            raise BuildError(f"conv '{node.name}' has group={group}: grouped convolutions are not "
-                             "supported yet; use groups=1.")
+    c = src.shape[-1]
+    _, _, oh, ow = lw.sl.get_tensor_shape(node.output[0])
+    if group > 1 and group == c and w.shape[0] == c and w.shape[1] == 1 and np.all(w == 1) and k == s \
+            and not any(pads):
+        # an all-ones depthwise conv with kernel == stride is a sum pool (AveragePoolToSum)
         dtype = lw.sl.get_tensor_datatype(node.output[0])
         out = lw.new_tensor(node, [1, oh, ow, c], dtype)
         lw.emit("Pool", [src.name], out, node.output[0], in_shape=src.shape, in_dtype=src.dtype.name,
@@ -143,6 +164,32 @@ def lower_conv(lw: Lowering, node) -> None:
         return
     if src.perm is not None:
         raise BuildError(f"conv '{node.name}' reads a flattened tensor.")
+    if group == 1:
+        lw.tensors[node.output[0]] = _conv_branch(lw, node, src, w, k, s, pads, pad_value, oh, ow)
+        return
+    if group > MAX_GROUPS:
+        raise BuildError(
+            f"conv '{node.name}' has group={group}: each group becomes its own sliding-window + "
+            f"MVTU branch, and more than {MAX_GROUPS} branches are not supported. Use at most "
+            f"{MAX_GROUPS} groups (FTBNN's group execution uses 2 to 8), or groups=1."
+        )
+    if src.offset is not None:
+        raise BuildError(f"conv '{node.name}' reads raw binary accumulators; put a quantizer in front of it.")
+    # channel split -> one sliding window + MVTU per group -> (joined by the consumer)
+    cin_g, cout_g = c // group, w.shape[0] // group
+    parts = [HwTensor(lw.fresh(f"{node.name}_group{g}_in"), src.shape[:3] + [cin_g], src.dtype)
+             for g in range(group)]
+    lw.emit("ChannelSplit", [src.name], parts, "", in_shape=src.shape, in_dtype=src.dtype.name,
+            num_outputs=group, PE=1)
+    outs = [_conv_branch(lw, node, part, w[g * cout_g:(g + 1) * cout_g], k, s, pads, pad_value, oh, ow)
+            for g, part in enumerate(parts)]
+    lw.tensors[node.output[0]] = GroupedTensor(outs, node.output[0])
+
+
+def _conv_branch(lw: Lowering, node, src: HwTensor, w: np.ndarray, k: int, s: int, pads: list[int],
+                 pad_value: int, oh: int, ow: int) -> HwTensor:
+    """Sliding window (unless 1x1, stride 1, unpadded) + MVTU of a dense conv on ``src``."""
+    c = src.shape[-1]
     w_hw = w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)  # rows: (kh, kw, c) window order
     x = src
     if k != 1 or s != 1 or any(pads):
@@ -150,8 +197,33 @@ def lower_conv(lw: Lowering, node) -> None:
         lw.emit("SlidingWindow", [src.name], win, "", in_shape=src.shape, in_dtype=src.dtype.name,
                 kernel=k, stride=s, pads=pads, pad_value=int(pad_value), SIMD=1)
         x = win
-    lw.tensors[node.output[0]] = _mvtu(lw, node, x, w_hw, oh * ow, [1, oh, ow, w.shape[0]])
-    del n_out, h, wd
+    return _mvtu(lw, node, x, w_hw, oh * ow, [1, oh, ow, w.shape[0]])
+
+
+def join_groups(lw: Lowering, grouped: GroupedTensor) -> HwTensor:
+    """One stream in standard channel order from a grouped conv's per-group streams: a chain
+    of two-input ChannelConcat layers ((g0 + g1) + g2) + ..."""
+    joined = grouped.parts[0]
+    for g, part in enumerate(grouped.parts[1:], start=1):
+        if part.dtype != joined.dtype or part.shape[:3] != joined.shape[:3]:
+            raise BuildError(f"the groups of '{grouped.source}' have different types or shapes "
+                             f"({joined.dtype.name} {joined.shape} vs {part.dtype.name} {part.shape}); this is a "
+                             "compiler bug, please report it with the model file.")
+        offset = None
+        if joined.offset is not None or part.offset is not None:
+            offset = np.concatenate([
+                t.offset if t.offset is not None else np.zeros(t.shape[-1], dtype=np.int64)
+                for t in (joined, part)])
+        last = g == len(grouped.parts) - 1
+        out = HwTensor(lw.fresh(f"{grouped.source}_joined"), joined.shape[:3] + [joined.shape[-1] + part.shape[-1]],
+                       joined.dtype, offset=offset)
+        # the joined stream stands for the streamlined tensor (unless it holds raw binary
+        # accumulators, which differ from it by the offsets)
+        source = grouped.source if last and offset is None else ""
+        lw.emit("ChannelConcat", [joined.name, part.name], out, source, in_shape=joined.shape,
+                in_dtype=joined.dtype.name, in1_channels=part.shape[-1], PE=1)
+        joined = out
+    return joined
 
 
 def lower_matmul(lw: Lowering, node) -> None:
@@ -164,29 +236,45 @@ def lower_matmul(lw: Lowering, node) -> None:
 
 
 def lower_multithreshold(lw: Lowering, node) -> None:
-    x = lw.hw(node.input[0], node)
     th = const(lw.sl, node.input[1]).astype(np.int64)
+    out_dtype = lw.sl.get_tensor_datatype(node.output[0])
+    single_use = len(lw.sl.find_consumers(node.input[0])) == 1
+    grouped = lw.tensors.get(node.input[0])
+    if isinstance(grouped, GroupedTensor) and single_use:
+        # threshold each group on its own (fused into its MVTU); the consumer joins them
+        parts, start = [], 0
+        for part in grouped.parts:
+            n = part.shape[-1]
+            th_g = th[start:start + n] if th.shape[0] > 1 else th
+            parts.append(_thresholds(lw, node, part, th_g, out_dtype, fusable=True, source=""))
+            start += n
+        lw.tensors[node.output[0]] = GroupedTensor(parts, node.output[0])
+        return
+    x = lw.hw(node.input[0], node)
+    lw.tensors[node.output[0]] = _thresholds(lw, node, x, th, out_dtype, single_use, node.output[0])
+
+
+def _thresholds(lw: Lowering, node, x: HwTensor, th: np.ndarray, out_dtype: DataType, fusable: bool,
+                source: str) -> HwTensor:
+    """Thresholds ``th`` (streamlined channel order) applied to ``x``: appended to the MVTU
+    producing ``x`` when it has none and ``fusable``, else a Thresholding layer."""
     if th.shape[0] > 1 and x.perm is not None:
         th = th[x.perm]
     if x.offset is not None:
-        th = th + (x.offset[:, None] if th.shape[0] > 1 else x.offset[:, None])
-    out_dtype = lw.sl.get_tensor_datatype(node.output[0])
+        th = th + x.offset[:, None]
     lo, hi = int(x.dtype.min()), int(x.dtype.max())
     th = np.clip(th, lo, hi + 1)  # thresholds outside the input range need no extra bits
     producer = x.producer
-    fusable = (producer is not None and producer.op_type == "MVTU" and len(producer.input) == 2
-               and len(lw.sl.find_consumers(node.input[0])) == 1)
-    if fusable:
+    if fusable and producer is not None and producer.op_type == "MVTU" and len(producer.input) == 2:
         producer.input.append(lw.init(f"{node.name}_T", th.astype(np.float32)))
         get_by_name(producer.attribute, "out_dtype").s = out_dtype.name.encode()
-        get_by_name(producer.attribute, "source").s = node.output[0].encode()
+        get_by_name(producer.attribute, "source").s = source.encode()
         lw.dtypes[x.name] = out_dtype
-        lw.tensors[node.output[0]] = HwTensor(x.name, x.shape, out_dtype, perm=x.perm, producer=producer)
-        return
+        return HwTensor(x.name, x.shape, out_dtype, perm=x.perm, producer=producer)
     out = lw.new_tensor(node, x.shape, out_dtype, perm=x.perm)
     lw.emit("Thresholding", [x.name, lw.init(f"{node.name}_T", th.astype(np.float32))], out,
-            node.output[0], in_shape=x.shape, in_dtype=x.dtype.name, PE=1)
-    lw.tensors[node.output[0]] = out
+            source, in_shape=x.shape, in_dtype=x.dtype.name, PE=1)
+    return out
 
 
 def lower_pad(lw: Lowering, node) -> None:

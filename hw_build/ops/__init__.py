@@ -6,6 +6,7 @@ hw_build/rtl, one lowering rule.
 """
 
 from hw_build.ops.base import DOMAIN, HWLayer
+from hw_build.ops.channels import ChannelConcat, ChannelSplit
 from hw_build.ops.label_select import LabelSelect
 from hw_build.ops.mvtu import MVTU
 from hw_build.ops.pool import Pool
@@ -15,6 +16,8 @@ from hw_build.ops.thresholding import Thresholding
 
 __all__ = [
     "AddStreams",
+    "ChannelConcat",
+    "ChannelSplit",
     "DuplicateStreams",
     "GlobalAccPool",
     "LabelSelect",

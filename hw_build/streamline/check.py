@@ -8,7 +8,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from hw_build.errors import BuildError
 from hw_build.streamline.absorb import residual_scale_mismatch
-from hw_build.streamline.graph import const, is_integer_tensor
+from hw_build.streamline.graph import affine_operand, const, is_integer_tensor, single_consumer
 from hw_build.streamline.types import pad_params
 
 INTEGER_OPS = ("MultiThreshold", "Conv", "MatMul", "MaxPool", "Pad", "Add", "ReduceSum",
@@ -50,6 +50,9 @@ def _diagnose(model: ModelWrapper, node) -> tuple[int, str] | None:
     ins_int = all(is_integer_tensor(model, t) for t in dyn)
     if node.op_type in INTEGER_OPS and ins_int and (outs_int or node.op_type == "LabelSelect"):
         return None
+    stuck = _stuck_in_front_of_layer(model, node)
+    if stuck is not None:
+        return -1, stuck
     if node.op_type == "Add" and len(dyn) == 2:
         scales = residual_scale_mismatch(model, node)
         if scales is not None:
@@ -85,4 +88,24 @@ def _diagnose(model: ModelWrapper, node) -> tuple[int, str] | None:
         f"streamlining (inputs: {inputs_desc}). Every layer needs a quantized input and "
         "quantized weights, and every constant scale/bias must sit between a layer and the "
         "next activation quantizer (per tensor or per channel)."
+    )
+
+
+def _stuck_in_front_of_layer(model: ModelWrapper, node) -> str | None:
+    """The root cause when a constant scale/bias could not move past the Conv/MatMul after it:
+    every float tensor downstream (residual adds included) follows from it."""
+    op = affine_operand(model, node)
+    layer = single_consumer(model, node.output[0]) if op is not None else None
+    if layer is None or layer.op_type not in ("Conv", "MatMul"):
+        return None
+    c = op[1]
+    what = "scale" if node.op_type == "Mul" else "bias"
+    kind = "per-tensor" if c.size == 1 else f"per-element (shape {list(c.shape)})"
+    return (
+        f"the {kind} {what} '{node.name}' ({node.op_type}) in front of {layer.op_type} '{layer.name}' "
+        "cannot move through it into the thresholds after it: the weights are integers, so only a "
+        "scale that is the same for all input channels of a group (a per-tensor scale, or "
+        "per-channel in front of a depthwise conv) and only an unpadded conv without its own bias "
+        "can take it. Give the quantizer feeding this layer a per-tensor scale "
+        "(e.g. scaling_per_output_channel=False) and pad binary inputs explicitly with -1."
     )

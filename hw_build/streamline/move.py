@@ -64,8 +64,14 @@ class MoveAffinePastFork(Transformation):
 
 
 class MoveAffinePastLinear(Transformation):
-    """Mul(x, scalar) -> Conv/MatMul  ==>  Conv/MatMul(x) -> Mul(scalar);
-    Add(x, c) -> Conv/MatMul          ==>  Conv/MatMul(x) -> Add(W applied to c).
+    """Mul(x, c) -> Conv/MatMul  ==>  Conv/MatMul(x) -> Mul(c');
+    Add(x, c) -> Conv/MatMul     ==>  Conv/MatMul(x) -> Add(W applied to c).
+
+    Dense, grouped and depthwise convs are one case: output channel o of group g only reads
+    the input channels of group g, so a per-channel scale moves through when it is constant
+    within each group (scalars always; per-channel for depthwise, where a group is one
+    channel), and a bias becomes the group's weight slice applied to the group's bias.
+    Weights are integers, so a scale that varies inside a group cannot be folded into them.
 
     Conv padding must already be explicit (ExplicitConvPadding), so the bias of a constant
     input is the same at every output pixel."""
@@ -83,35 +89,13 @@ class MoveAffinePastLinear(Transformation):
                 continue
             dyn, c = op
             in_shape = model.get_tensor_shape(node.output[0])
-            out_shape = model.get_tensor_shape(layer.output[0])
             if layer.op_type == "Conv":
                 pads = get_by_name(layer.attribute, "pads")
                 if pads is not None and any(pads.ints):
                     continue
-                group = get_by_name(layer.attribute, "group")
-                group = group.i if group is not None else 1
-                vec = per_channel(c, in_shape)
-                if vec is None:
+                new_c = _conv_affine(node.op_type, c, w, in_shape, _conv_group(layer))
+                if new_c is None:
                     continue
-                depthwise = group == in_shape[1] and w.shape[1] == 1 and group > 1
-                # a depthwise conv may have several output channels per input channel
-                multiplier = w.shape[0] // group if depthwise else 1
-                if node.op_type == "Mul":
-                    if vec.size == 1:
-                        new_c = vec.reshape([])
-                    elif depthwise:
-                        new_c = np.repeat(vec, multiplier).reshape(1, -1, 1, 1)
-                    else:
-                        continue
-                else:
-                    full = np.broadcast_to(vec, (in_shape[1],)).astype(np.float64)
-                    if depthwise:
-                        bias = w.reshape(w.shape[0], -1).sum(axis=1) * np.repeat(full, multiplier)
-                    elif group == 1:
-                        bias = np.einsum("oikl,i->o", w.astype(np.float64), full)
-                    else:
-                        continue
-                    new_c = bias.astype(np.float32).reshape(1, -1, 1, 1)
             else:
                 if len(in_shape) != 2:
                     continue
@@ -123,10 +107,37 @@ class MoveAffinePastLinear(Transformation):
                     full = np.broadcast_to(c.reshape(-1) if c.size > 1 else c.reshape(1),
                                            (in_shape[1],)).astype(np.float64)
                     new_c = (full @ w.astype(np.float64)).astype(np.float32).reshape(1, -1)
-            del out_shape
             _swap_after(model, node, layer, new_c, dyn)
             return model, True
         return model, False
+
+
+def _conv_group(conv) -> int:
+    group = get_by_name(conv.attribute, "group")
+    return group.i if group is not None else 1
+
+
+def _conv_affine(op_type: str, c: np.ndarray, w: np.ndarray, in_shape: list[int],
+                 group: int) -> np.ndarray | None:
+    """The constant after a (grouped) conv with weights ``w`` [C_out, C_in/group, kh, kw] that
+    is equivalent to Mul/Add(``c``) on its input, or None when the Mul cannot move through."""
+    vec = per_channel(c, in_shape)
+    if vec is None:
+        return None
+    cin_g = w.shape[1]
+    cout_g = w.shape[0] // group
+    if group * cin_g != in_shape[1]:
+        return None
+    full = np.broadcast_to(vec, (in_shape[1],)).astype(np.float64).reshape(group, cin_g)
+    if op_type == "Mul":
+        if vec.size == 1:
+            return vec.reshape([])
+        if not np.all(full == full[:, :1]):
+            return None  # the scale varies inside a group: it would have to scale weights
+        return np.repeat(full[:, 0], cout_g).astype(np.float32).reshape(1, -1, 1, 1)
+    wg = w.astype(np.float64).reshape(group, cout_g, cin_g, -1)
+    bias = np.einsum("goik,gi->go", wg, full).reshape(-1)
+    return bias.astype(np.float32).reshape(1, -1, 1, 1)
 
 
 class MoveAffinePastPad(Transformation):

@@ -1,0 +1,48 @@
+// Channel concatenation of two streams (the join of a grouped convolution's branches):
+// per pixel, BEATS0 beats from input 0, then BEATS1 beats from input 1, on one output.
+//
+// Every output beat is one input beat, so this is a multiplexer: only the input whose
+// turn it is sees ready, and a beat leaves its input exactly when the output takes it
+// (back-pressure never loses or repeats a beat). Not registered (one beat per cycle, no
+// latency): the FIFOs the generator puts on every edge keep the combinational paths short.
+`default_nettype none
+
+module channel_concat #(
+    parameter WIDTH  = 8,
+    parameter BEATS0 = 1,
+    parameter BEATS1 = 1
+) (
+    input  wire             clk,
+    input  wire             rst_n,
+    input  wire [WIDTH-1:0] s0_axis_tdata,
+    input  wire             s0_axis_tvalid,
+    output wire             s0_axis_tready,
+    input  wire [WIDTH-1:0] s1_axis_tdata,
+    input  wire             s1_axis_tvalid,
+    output wire             s1_axis_tready,
+    output wire [WIDTH-1:0] m_axis_tdata,
+    output wire             m_axis_tvalid,
+    input  wire             m_axis_tready
+);
+    localparam BEATS = BEATS0 + BEATS1;
+    localparam CW = (BEATS > 1) ? $clog2(BEATS) : 1;
+    localparam integer LAST_I  = BEATS - 1;
+    localparam integer FIRST1_I = BEATS0;
+    localparam [CW-1:0] LAST   = LAST_I[CW-1:0];
+    localparam [CW-1:0] FIRST1 = FIRST1_I[CW-1:0];
+
+    reg  [CW-1:0] beat;  // output beat within the current pixel
+    wire          from1 = (beat >= FIRST1);
+
+    assign m_axis_tdata   = from1 ? s1_axis_tdata : s0_axis_tdata;
+    assign m_axis_tvalid  = from1 ? s1_axis_tvalid : s0_axis_tvalid;
+    assign s0_axis_tready = !from1 && m_axis_tready;
+    assign s1_axis_tready = from1 && m_axis_tready;
+
+    always @(posedge clk) begin
+        if (!rst_n) beat <= {CW{1'b0}};
+        else if (m_axis_tvalid && m_axis_tready) beat <= (beat == LAST) ? {CW{1'b0}} : beat + 1'b1;
+    end
+endmodule
+
+`default_nettype wire
