@@ -76,6 +76,12 @@ def build_cases() -> dict[str, T.Case]:
     add("swg_asym_pad", T.sliding_window_case(rng, "swg_asym_pad", 9, 8, 1, 4, 3, (2, 1, 0, 2), dtype="UINT3",
                                               pad_value=5, frames=FRAMES))
     add("swg_stride_gt_k", T.sliding_window_case(rng, "swg_stride_gt_k", 9, 9, 2, 2, 3, simd=1, frames=FRAMES))
+    # no padding (CNV's convolutions): the next frame's first output row needs K whole rows
+    # while the last output row still holds K rows; with only K + STRIDE line-buffer rows
+    # every frame waited for two rows of input (II 20 cycles over cycles())
+    add("swg_nopad", T.sliding_window_case(rng, "swg_nopad", 6, 10, 2, 3, 1, simd=2, frames=FRAMES))
+    add("swg_nopad_s2", T.sliding_window_case(rng, "swg_nopad_s2", 9, 7, 4, 3, 2, simd=2, dtype="UINT2",
+                                              frames=FRAMES))
     for k in range(3):
         kern = int(rng.integers(1, 5))
         stride = int(rng.integers(1, kern + 2))
@@ -135,24 +141,18 @@ def runs(tmp_path_factory) -> dict[str, list[sim.LayerResult]]:
 def test_layer_matches_python(runs, name):
     model, node, inputs = CASES[name]
     expected = T.reference(model, node, inputs)
-    k = list(CASES).index(name)
-    for label, results in runs.items():
-        got = results[k]
-        assert got.extra_beats == 0, f"{label}: {got.extra_beats} output beats more than the frames need"
-        assert len(got.outputs) == len(expected)
-        for j, (e, g) in enumerate(zip(expected, got.outputs)):
-            bad = np.argwhere(e != g)
-            assert bad.size == 0, (f"{label}, output {j}: {len(bad)} elements differ, first at {bad[0].tolist()}: "
-                                   f"expected {e[tuple(bad[0])]}, RTL {g[tuple(bad[0])]}")
+    T.assert_layer_runs_match(runs, list(CASES).index(name), expected)
 
 
 @pytest.mark.parametrize("name", [n for n in CASES if n.startswith(("mvtu", "swg"))] + ["thr_u8", "thr_search_255", "pool_max_u2",
                                                                                            "add_i4_u3", "dup3"])
 def test_initiation_interval_matches_cycles(runs, name):
+    """Exactly: the folder balances layers by cycles(), so a layer that is slower than its
+    formula (a bubble between output rows or frames) makes the whole design slower."""
     model, node, _ = CASES[name]
     cycles = getCustomOp(node).cycles()
     measured = runs["free"][list(CASES).index(name)].ii_cycles
-    assert abs(measured - cycles) <= 0.05 * cycles, f"measured II {measured} vs cycles() {cycles}"
+    assert measured == cycles, f"measured II {measured} vs cycles() {cycles}"
 
 
 def test_stalls_slow_the_layers_down(runs):
@@ -160,3 +160,18 @@ def test_stalls_slow_the_layers_down(runs):
     free = sum(r.cycles_total for r in runs["free"][:1])
     stalled = sum(r.cycles_total for r in runs["stalls_a"][:1])
     assert stalled > free * 1.2
+
+
+def test_deep_narrow_weight_rom_goes_to_block_ram():
+    """A fully folded 1024 x 1024 layer (LFC) keeps 1M x 1 bit of weights: 32 BRAM36 in the
+    32K x 1 shape. Counting only 512 x 72 tiles made it 2048 BRAM36, so the ROM went to LUTs
+    (16K of them per layer) and LFC did not fit a PYNQ-Z2 at any folding."""
+    from hw_build.rtl.encoding import rom_bram36
+
+    assert rom_bram36(1 << 20, 1) == 32
+    assert rom_bram36(512, 72) == 1 and rom_bram36(9, 16) == 1
+    model, node, _ = T.mvtu_case(np.random.default_rng(0), "lfc_fc", 1024, 1024, 1, 1, frames=1)
+    assert getCustomOp(node).rtl_params(model)["WEIGHT_STYLE"] == "block"
+    # small ROMs stay in LUTs
+    model, node, _ = T.mvtu_case(np.random.default_rng(0), "small_fc", 27, 16, 16, 3, frames=1)
+    assert getCustomOp(node).rtl_params(model)["WEIGHT_STYLE"] == "distributed"

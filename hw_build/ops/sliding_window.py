@@ -59,6 +59,23 @@ class SlidingWindow(HWLayer):
         out = np.concatenate(rows, axis=-1)
         context[node.output[0]] = out.astype(np.float32)
 
+    def line_buffer_rows(self) -> int:
+        """Image rows the RTL line buffer holds (``NROWS`` of sliding_window.v).
+
+        K + STRIDE rows let the writer store the next output row's STRIDE new rows while
+        the reader emits the current one. Across a frame boundary the next frame's first
+        output row needs rows 0..K-1-PAD_T while the last output row still holds its own
+        rows; unless both fit, the reader waits for the next frame's first rows after every
+        frame (e.g. 3x3 without padding: two rows of input beats per frame) and the layer
+        runs slower than ``cycles()``. Those extra rows cost little next to the stalls."""
+        _, h, _, _ = self.in_shape()
+        oh = self.out_shape()[1]
+        k, s, top = self.get_nodeattr("kernel"), self.get_nodeattr("stride"), self.get_nodeattr("pads")[0]
+        first = max(0, min(h, k - top))
+        last_lo = (oh - 1) * s - top
+        last = max(0, min(last_lo + k - 1, h - 1) - max(last_lo, 0) + 1)
+        return max(k + s, first + last)
+
     def rtl_params(self, model=None) -> dict[str, Any]:
         _, h, w, c = self.in_shape()
         _, oh, ow, _ = self.out_shape()
@@ -68,7 +85,7 @@ class SlidingWindow(HWLayer):
             "IFM_H": h, "IFM_W": w, "C": c, "K": self.get_nodeattr("kernel"),
             "STRIDE": self.get_nodeattr("stride"), "PAD_T": top, "PAD_L": left,
             "OFM_H": oh, "OFM_W": ow,
-            "SIMD": self.get_nodeattr("SIMD"), "BITS": bits,
+            "SIMD": self.get_nodeattr("SIMD"), "BITS": bits, "NROWS": self.line_buffer_rows(),
             # the pad element's bit pattern (pad_value is already in the input's encoding)
             "PAD_VALUE": int(self.get_nodeattr("pad_value")) & ((1 << bits) - 1),
         }

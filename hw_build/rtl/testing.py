@@ -204,6 +204,19 @@ def label_select_case(rng: np.random.Generator, name: str, classes: int, pe: int
 
 
 # --------------------------------------------------------------------------- whole graphs
+def assert_layer_runs_match(runs: dict[str, list], k: int, expected: list[np.ndarray]) -> None:
+    """Case ``k`` of every stall run (``sim.simulate_layers`` results per run label) produced
+    exactly ``expected``: no extra beats, every output array equal (first mismatch named)."""
+    for label, results in runs.items():
+        got = results[k]
+        assert got.extra_beats == 0, f"{label}: {got.extra_beats} output beats more than the frames need"
+        assert len(got.outputs) == len(expected)
+        for j, (e, g) in enumerate(zip(expected, got.outputs)):
+            bad = np.argwhere(e != g)
+            assert bad.size == 0, (f"{label}, output {j}: {len(bad)} elements differ, first at {bad[0].tolist()}: "
+                                   f"expected {e[tuple(bad[0])]}, RTL {g[tuple(bad[0])]}")
+
+
 def make_graph(name: str, input_tensor: tuple[str, list[int]], output_tensor: tuple[str, list[int]],
                layers: list[dict[str, Any]], tensors: dict[str, tuple[list[int], str]]) -> ModelWrapper:
     """A hardware-layer graph. ``layers``: dicts with op_type, name, inputs, outputs, attrs and
@@ -305,6 +318,30 @@ def residual_graph(rng: np.random.Generator) -> ModelWrapper:
         _layer("LabelSelect", "top1", ["scores"], ["label"], t, {"ls_a": (a, "INT3"), "ls_b": (b, "INT8")}, PE=2),
     ]
     return make_graph("residual", ("pixels", t["pixels"][0]), ("label", t["label"][0]), layers, t)
+
+
+def burst_graph(rng: np.random.Generator) -> ModelWrapper:
+    """Thresholding -> Pool (PE=2, the slowest layer) -> MVTU (SIMD=1) -> LabelSelect on 8x8x8
+    pixels. The pool emits its output in bursts (one beat per input beat on the last row and
+    column of each window, nothing otherwise) into a 2 -> 1 element downsizer: the edge
+    needs a FIFO on the pool's side of the converter, or the pool stalls in every burst."""
+    t = {
+        "pixels": ([1, 8, 8, 8], "UINT8"),
+        "bits": ([1, 8, 8, 8], "BINARY"),
+        "pooled": ([1, 4, 4, 8], "BINARY"),
+        "scores": ([1, 1, 1, 10], "UINT8"),
+        "label": ([1, 1], "UINT4"),
+    }
+    th0 = rng.integers(60, 200, size=(8, 1))
+    w1 = rng.integers(0, 2, size=(10, 128))
+    layers = [
+        _layer("Thresholding", "quant_in", ["pixels"], ["bits"], t, {"th_in": (th0, "UINT8")}, PE=8),
+        _layer("Pool", "pool", ["bits"], ["pooled"], t, kernel=2, mode="max", PE=2),
+        _layer("MVTU", "fc", ["pooled"], ["scores"], t, {"w_fc": (w1, "BINARY")},
+               MW=128, MH=10, PE=10, SIMD=1, num_vectors=1, binary=1, w_dtype="BINARY", acc_dtype="UINT8"),
+        _layer("LabelSelect", "top1", ["scores"], ["label"], t, PE=10),
+    ]
+    return make_graph("burst", ("pixels", t["pixels"][0]), ("label", t["label"][0]), layers, t)
 
 
 def execute_graph(model: ModelWrapper, frames_uint8_nhwc: np.ndarray) -> np.ndarray:
