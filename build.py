@@ -79,9 +79,21 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     est = report.get("estimate")
     if est:
-        print(f"\n{report['model']} on {report['board']}: {est['cycles_per_frame']} cycles/frame, "
-              f"{est['fps']:.0f} FPS at {report['clock_mhz']:g} MHz (estimate), "
-              f"~{est['lut']} LUT, {est['bram36']:.1f} BRAM36")
+        clock = f"{report['clock_mhz']:g} MHz"
+        line = f"\n{report['model']} on {report['board']}: {est['cycles_per_frame']:,} cycles/frame by design"
+        rtl = report.get("rtlsim")
+        if rtl and rtl.get("ii_cycles"):
+            line += f", measured II {rtl['ii_cycles']:,.0f} = {rtl['fps']:,.0f} FPS at {clock} (RTL simulation)"
+        else:
+            line += f" = {est['fps']:,.0f} FPS at {clock} (estimate)"
+        print(line)
+        synth = report.get("synth")
+        resources = f"estimate {est['lut']:,.0f} LUT, {est['bram36']:.1f} BRAM36"
+        if synth:
+            resources = f"Yosys {synth['lut']:,.0f} LUT, {synth['bram36']:.1f} BRAM36 ({resources})"
+        if report.get("fits") is not None:
+            resources += "; fits the device" if report["fits"] else "; does NOT fit the device"
+        print(resources)
     acc = report.get("accuracy")
     if acc and acc.get("rtlsim") is not None:
         print(f"accuracy on {acc['images']} {acc['dataset']} test images: RTL {100 * acc['rtlsim']:.2f}%, "

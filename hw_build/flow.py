@@ -306,29 +306,35 @@ def _measure_accuracy(ctx: Context) -> None:
 
 
 def step_estimate(ctx: Context) -> None:
-    from hw_build.rtl import tools
+    from hw_build.estimate import synth
 
+    ctx.report.pop("synth_error", None)
+    ctx.report.pop("synth_partial", None)
     if not ctx.opts.synth:
         ctx.report["synth"] = None
         log.info("synthesis skipped (--no-synth): resources are the analytical estimate")
         return
-    log.info("Yosys synth_xilinx -family xc7 of the stitched design (minutes for large designs)...")
-    try:
-        result = tools.synth(ctx.path("rtl"))
-    except BuildError as exc:
+    log.info("Yosys synth_xilinx -family xc7 of every layer, FIFO and width converter on its own "
+             "(cache: %s)...", synth.cache_dir())
+    result = synth.synth_design(ctx.path("rtl"), ctx.path("synth"))
+    if result["failures"]:
         # synthesis measures resources; the accelerator itself is verified, so the build goes on,
-        # but says plainly that the numbers are the analytical estimate
+        # but says plainly which instance failed and that the numbers are the analytical estimate
+        names = {i["instance"]: i for i in result["instances"]}
+        what = "; ".join(f"{names[n]['kind']} {names[n]['layer'] or n} (instance {n}, module {names[n]['module']}): "
+                         f"{reason} (log: synth/{n}/yosys.log)" for n, reason in result["failures"].items())
         ctx.report["synth"] = None
-        ctx.report["synth_error"] = str(exc).splitlines()[0] + " (log: rtl/yosys.log)"
+        ctx.report["synth_partial"] = result
+        ctx.report["synth_error"] = f"Yosys synthesis failed for {what}"
         ctx.step_status = "synthesis failed"
-        log.warning("WARNING: Yosys synthesis failed (see rtl/yosys.log); report.json resources and "
-                    "'fits' are the analytical estimate.")
+        log.warning("WARNING: %s. report.json resources and 'fits' are the analytical estimate.",
+                    ctx.report["synth_error"])
         return
-    result.pop("cells", None)
-    ctx.report.pop("synth_error", None)
     ctx.report["synth"] = result
-    log.info("synthesis: %d LUT, %d FF, %.1f BRAM36, %d DSP", result["lut"], result["ff"], result["bram36"],
-             result["dsp"])
+    log.info("synthesis: %d LUT, %d FF, %.1f BRAM36, %d DSP, %d LUT levels (%d instances, %d Yosys runs, "
+             "%d cached, %.0f s)", result["lut"], result["ff"], result["bram36"], result["dsp"],
+             result["lut_levels"], len(result["instances"]), result["yosys_runs"], result["cached"],
+             result["seconds"])
 
 
 def step_vivado(ctx: Context) -> None:
@@ -365,6 +371,14 @@ STEPS: list[tuple[str, Step, list[str]]] = [
     ("deploy", step_deploy, ["deploy", "deploy.zip"]),
 ]
 STEP_NAMES = [s[0] for s in STEPS]
+#: report.json keys each step writes (its results, stale once an earlier step runs again)
+STEP_REPORT_KEYS = {
+    "rtl": ["fifo_depths"],
+    "verify": ["rtlsim"],
+    "estimate": ["synth", "synth_error", "synth_partial"],
+    "vivado": ["vivado"],
+    "deploy": ["deploy"],
+}
 ALIASES = {"dataflow": "lower", "streamlined": "streamline", "rtlsim": "verify", "synth": "estimate"}
 
 
@@ -407,6 +421,27 @@ def _remove_outputs(ctx: Context, step: str, extra: list[str]) -> None:
                 ctx.path(later).unlink()
 
 
+def _drop_stale_results(ctx: Context, history: list[dict], after: str) -> list[dict]:
+    """Forget what the steps after ``after`` produced in an earlier run: it was made from
+    inputs this run replaces (a resumed build that reruns fold must not report the old RTL's
+    simulation, FIFOs or synthesis). Returns the history without those steps."""
+    later = STEP_NAMES[STEP_NAMES.index(after) + 1:]
+    for step, _fn, outputs in STEPS:
+        if step not in later:
+            continue
+        for rel in [ctx.intermediate(step)] + [ctx.path(o) for o in outputs]:
+            if rel.is_dir():
+                shutil.rmtree(rel)
+            elif rel.exists():
+                rel.unlink()
+        for key in STEP_REPORT_KEYS.get(step, []):
+            ctx.report.pop(key, None)
+    if "verify" in later and isinstance(ctx.report.get("accuracy"), dict):
+        acc = ctx.report["accuracy"]
+        ctx.report["accuracy"] = {k: acc[k] for k in ("dataset", "images", "reference") if k in acc} | {"rtlsim": None}
+    return [h for h in history if h["step"] not in later]
+
+
 def build(opts: Options) -> dict:
     board = boards.get(opts.board)
     clock = opts.clock_mhz or board.clock_mhz
@@ -433,6 +468,7 @@ def build(opts: Options) -> dict:
         ctx.report = json.loads(report_file.read_text())
     ctx.report.update({"model": ctx.report.get("model", name), "board": board.name, "part": board.part,
                        "clock_mhz": clock})
+    history = _drop_stale_results(ctx, history, last)
     try:
         log.info("building %s for %s (%s) at %g MHz into %s", name, board.name, board.part, clock, out)
         for step, fn, outputs in STEPS[STEP_NAMES.index(first): STEP_NAMES.index(last) + 1]:
@@ -479,12 +515,18 @@ def build(opts: Options) -> dict:
 def _finish_report(ctx: Context) -> None:
     """Fill the report keys other tools read from what the build produced."""
     from hw_build.estimate import estimate
+    from hw_build.estimate.synth import attach_synth
 
     dataflow = ctx.path("intermediate", f"{STEP_NAMES.index('fold'):02d}_fold.onnx")
     if dataflow.exists():
-        est = estimate(ModelWrapper(str(dataflow)), ctx.clock_mhz)
+        # after the rtl step its model carries the FIFO depths proven in simulation
+        rtl_model = ctx.intermediate("rtl")
+        source = rtl_model if rtl_model.exists() else dataflow
+        est = estimate(ModelWrapper(str(source)), ctx.clock_mhz, ctx.board.dma_bits)
         ctx.report["layers"] = est["layers"]
+        ctx.report["edges"] = est["edges"]
         ctx.report["estimate"] = est["estimate"]
+        attach_synth(ctx.report, ctx.path("rtl"))
         b = ctx.board
         ctx.report["utilization"] = {
             "lut": est["estimate"]["lut"] / b.lut, "bram36": est["estimate"]["bram36"] / b.bram36,

@@ -36,16 +36,21 @@ def _cycles_plot(layers: list[dict], bottleneck: int) -> str:
 
 
 def _resource_plot(layers: list[dict]) -> str:
-    fig, ax1 = plt.subplots(figsize=(max(6, 0.35 * len(layers)), 3.2))
-    x = range(len(layers))
-    ax1.bar([i - 0.2 for i in x], [layer["lut"] for layer in layers], width=0.4, color="#27ae60", label="LUT")
-    ax1.set_ylabel("LUT")
-    ax2 = ax1.twinx()
-    ax2.bar([i + 0.2 for i in x], [layer["bram36"] for layer in layers], width=0.4, color="#8e44ad", label="BRAM36")
-    ax2.set_ylabel("BRAM36")
-    ax1.set_xticks(list(x), [layer["name"] for layer in layers], rotation=75, fontsize=7)
-    ax1.set_title("Resources per layer (analytical model)")
-    fig.legend(loc="upper right", fontsize=8)
+    """LUT and BRAM36 per layer: the analytical estimate, and Yosys next to it when synthesized."""
+    synth = any("synth_lut" in layer for layer in layers)
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(6, 0.35 * len(layers)), 5.2), sharex=True)
+    x = list(range(len(layers)))
+    width = 0.4 if synth else 0.8
+    for ax, key, label in ((ax1, "lut", "LUT"), (ax2, "bram36", "BRAM36")):
+        ax.bar([i - (width / 2 if synth else 0) for i in x], [layer[key] for layer in layers], width=width,
+               color="#27ae60", label="estimate")
+        if synth:
+            ax.bar([i + width / 2 for i in x], [layer.get(f"synth_{key}", 0) for layer in layers], width=width,
+                   color="#8e44ad", label="Yosys")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+    ax2.set_xticks(x, [layer["name"] for layer in layers], rotation=75, fontsize=7)
+    ax1.set_title("Resources per layer" + (" (estimate and Yosys synthesis)" if synth else " (analytical model)"))
     return _png(fig)
 
 
@@ -121,7 +126,15 @@ def write_html(report: dict, path: Path) -> None:
         parts.append("<h2>Layers and folding</h2>")
         parts.append(f"<img src='data:image/png;base64,{_cycles_plot(layers, est['cycles_per_frame'])}'>")
         parts.append(f"<img src='data:image/png;base64,{_resource_plot(layers)}'>")
-        parts.append(_table(layers, ["name", "op", "pe", "simd", "cycles", "lut", "bram36", "dsp"]))
+        columns = ["name", "op", "pe", "simd", "cycles", "lut", "bram36", "dsp"]
+        if any("synth_lut" in layer for layer in layers):
+            columns += ["synth_lut", "synth_ff", "synth_bram36", "synth_dsp", "synth_lut_levels"]
+        parts.append(_table(layers, columns))
+        edges = report.get("edges") or []
+        if edges:
+            parts.append("<p>FIFOs and width converters between the layers (estimate"
+                         + (", Yosys" if any("synth_lut" in e for e in edges) else "") + "):</p>")
+            parts.append(_table(edges, ["instance", "module", "lut", "bram36", "synth_lut", "synth_bram36"]))
     if report.get("utilization"):
         basis = "Yosys synthesis" if report.get("synth") else "analytical estimate"
         parts.append("<h2>Device utilization</h2>")
@@ -130,6 +143,12 @@ def write_html(report: dict, path: Path) -> None:
         parts.append(f"<p class='{'ok' if fits else 'bad'}'>{'fits' if fits else 'does NOT fit'} the device "
                      f"({basis}).</p>")
     if report.get("synth"):
-        parts.append("<h2>Synthesis</h2>" + _table([report["synth"]], list(report["synth"])))
+        synth = report["synth"]
+        summary = {k: v for k, v in synth.items() if not isinstance(v, (list, dict))}
+        parts.append("<h2>Synthesis</h2><p>Every layer, FIFO and width converter synthesized on its own "
+                     "and summed; LUT levels: the longest LUT path of any instance.</p>"
+                     + _table([summary], list(summary)))
+    elif report.get("synth_error"):
+        parts.append(f"<h2>Synthesis</h2><p class='bad'>{html.escape(report['synth_error'])}</p>")
     parts.append("</body></html>")
     path.write_text("\n".join(parts))

@@ -72,6 +72,26 @@ def test_cli_build_accuracy_block(tfc_full_build):
     assert acc["rtlsim"] == pytest.approx(float((rtl == labels).mean()))
 
 
+def test_refolding_forgets_the_old_rtl_results(tfc_full_build, tmp_path):
+    """Rerunning fold on a finished build: the RTL, its simulation and the later steps were
+    made from the old folding, so none of them may survive into the new report."""
+    import shutil
+
+    out = tmp_path / "tfc"
+    shutil.copytree(tfc_full_build[0], out)
+    proc = run_build("--model", "tfc_w1a1", "--board", "pynq-z2", "--output", str(out), "--from", "fold",
+                     "--until", "fold", "--target-fps", "100000", timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["rtlsim"] is None and report["accuracy"]["rtlsim"] is None
+    assert report["accuracy"]["reference"] is not None          # export's result still holds
+    assert not (out / "rtl").exists() and not (out / "deploy.zip").exists()
+    assert not (out / "verify" / "rtlsim.npy").exists()
+    steps = [s["step"] for s in json.loads((out / "steps.json").read_text())]
+    assert steps[-1] == "fold" and "verify" not in steps
+    assert report["estimate"]["cycles_per_frame"] >= 1000       # the new, slower folding
+
+
 def test_negative_accuracy_images_is_a_clear_error(tmp_path):
     proc = run_build("--model", "tfc_w1a1", "--board", "pynq-z2", "--output", str(tmp_path / "b"),
                      "--accuracy-images", "-3", timeout=120)

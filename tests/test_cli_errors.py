@@ -140,3 +140,64 @@ def test_list_commands():
     assert proc.returncode == 0 and "xc7z020clg400-1" in proc.stdout and "u280" in proc.stdout
     proc = run_build("--list-steps")
     assert proc.returncode == 0 and proc.stdout.split()[0] == "export" and "dataflow" in proc.stdout
+
+
+# --------------------------------------------------------------------------- folding requests
+@pytest.fixture(scope="module")
+def tfc_lowered(tmp_path_factory) -> tuple[Path, Path]:
+    """A TFC build stopped after lowering: the fold step can be rerun on it many times."""
+    tmp = tmp_path_factory.mktemp("fold_errors")
+    onnx_path = export(randomized_bnn_pynq("tfc_1w1a", seed=5), (1, 1, 28, 28), tmp / "tfc.onnx")
+    proc = run_build("--model", str(onnx_path), "--board", "pynq-z2", "--output", str(tmp / "b"), "--until", "lower")
+    assert proc.returncode == 0, proc.stderr
+    return onnx_path, tmp / "b"
+
+
+def run_fold(tfc_lowered, *args: str) -> subprocess.CompletedProcess:
+    onnx_path, out = tfc_lowered
+    return run_build("--model", str(onnx_path), "--board", "pynq-z2", "--output", str(out), "--from", "fold",
+                     "--until", "fold", *args)
+
+
+def test_unreachable_target_fps_names_the_slow_layers(tfc_lowered):
+    proc = run_fold(tfc_lowered, "--target-fps", "1e9")
+    # 0.1 cycles per frame: every layer is too slow even fully parallel; the message says how
+    # fast the design can go and what to change
+    assert_user_error(proc, "--target-fps 1e9", "cycles at its fastest", "MVTU_0", "highest reachable rate",
+                      "raise --clock-mhz")
+    assert_user_error(run_fold(tfc_lowered, "--target-fps", "fast"), "must be a number or 'max'")
+    assert_user_error(run_fold(tfc_lowered, "--target-fps", "-5"), "must be positive")
+
+
+def test_bad_folding_file_names_every_problem(tfc_lowered, tmp_path):
+    cfg = {"Defaults": {}, "MVTU_0": {"PE": 7, "SIMD": 49}, "MVTU_9": {"PE": 1},
+           "MVTU_1": {"PE": 1, "SIMD": 1, "ram_style": "flash"}}
+    path = tmp_path / "fold.json"
+    path.write_text(__import__("json").dumps(cfg))
+    proc = run_fold(tfc_lowered, "--folding", str(path))
+    assert_user_error(proc, "MVTU_0.PE=7 does not divide the layer (allowed: [1, 2, 4, 8, 16, 32, 64])",
+                      "'MVTU_9' is not a layer of this design", "MVTU_1.ram_style='flash'",
+                      "Layers of this design: ")
+    path.write_text("{not json")
+    assert_user_error(run_fold(tfc_lowered, "--folding", str(path)), "cannot read folding file")
+
+
+def test_model_too_big_for_the_board_even_fully_folded(tfc_lowered, monkeypatch, tmp_path):
+    """A board smaller than the fully folded design: the message gives the usage against the
+    budget, the largest layers by the resource that overflows, and what to do."""
+    import shutil
+
+    from hw_build import boards, build
+    from hw_build.errors import BuildError
+
+    onnx_path, lowered = tfc_lowered
+    out = tmp_path / "b"
+    shutil.copytree(lowered, out)
+    tiny = boards.Board("tiny-test", "xc7z007sclg400-1", "zynq7", 100.0, 800, 1_600, 1, 10, 64)
+    monkeypatch.setitem(boards.BOARDS, "tiny-test", tiny)
+    with pytest.raises(BuildError) as err:
+        build(str(onnx_path), "tiny-test", output=out, start="fold", until="fold")
+    text = str(err.value)
+    assert "does not fit tiny-test (xc7z007sclg400-1)" in text
+    assert "LUT of 800 (budget 85%)" in text and "Largest layers by LUT: MVTU_0" in text
+    assert "bigger board" in text

@@ -62,7 +62,8 @@ def test_resume_from_fold_and_folding_file(tmp_path):
     assert not (out / "folding.json").exists()
     report = build(str(onnx_path), "pynq-z2", output=out, start="fold", until="fold")
     cfg = json.loads((out / "folding.json").read_text())
-    assert "MVTU_0" in cfg and set(cfg["MVTU_0"]) == {"PE", "SIMD"}
+    assert "MVTU_0" in cfg and set(cfg["MVTU_0"]) == {"PE", "SIMD", "ram_style"}
+    assert cfg["MVTU_0"]["ram_style"] in ("block", "distributed")
     assert report["estimate"]["cycles_per_frame"] == max(layer["cycles"] for layer in report["layers"])
     # a FINN-style folding file is honoured exactly
     cfg["MVTU_0"] = {"PE": 16, "SIMD": 49}
@@ -70,3 +71,9 @@ def test_resume_from_fold_and_folding_file(tmp_path):
     report = build(str(onnx_path), "pynq-z2", output=out, start="fold", until="fold", folding=tmp_path / "fold.json")
     mvtu0 = [layer for layer in report["layers"] if layer["name"] == "MVTU_0"][0]
     assert (mvtu0["pe"], mvtu0["simd"], mvtu0["cycles"]) == (16, 49, 64)
+    # FINN's ram_style places the weights; the written folding.json says where they went
+    for style in ("block", "distributed"):
+        cfg["MVTU_0"] = {"PE": 16, "SIMD": 49, "ram_style": style}
+        (tmp_path / "fold.json").write_text(json.dumps(cfg))
+        build(str(onnx_path), "pynq-z2", output=out, start="fold", until="fold", folding=tmp_path / "fold.json")
+        assert json.loads((out / "folding.json").read_text())["MVTU_0"]["ram_style"] == style

@@ -1,103 +1,141 @@
 """Analytical performance and resource estimates of a folded hardware graph.
 
-Cycles are exact per layer (``cycles()``, checked against RTL simulation). LUT/BRAM numbers
-are a first-order model of our RTL (to be calibrated against Yosys synthesis)."""
+Cycles are exact per layer (``cycles()``, checked against RTL simulation). Resources come
+from :mod:`hw_build.estimate.cost_model`, a per-module model of our RTL calibrated against
+Yosys ``synth_xilinx`` (benchmarks/calibrate_cost_model.py): every layer instance, plus the
+FIFOs and width converters on the edges between layers, which the code generator adds.
+"""
 
 from __future__ import annotations
 
-import math
+import json
 
-from qonnx.core.datatype import DataType
+import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
-#: a memory shallower than this goes to LUTRAM instead of block RAM
-LUTRAM_MAX_DEPTH = 64
+from hw_build.errors import BuildError
+from hw_build.estimate.cost_model import KEYS, module_resources
+
+#: metadata key the rtl step stores the FIFO depths it proved in simulation under
+FIFO_DEPTHS_KEY = "hw_build.fifo_depths"
 
 
-#: (depth, width) aspect ratios of a RAMB36E1; a RAMB18E1 (half) offers the same with half the depth
-RAMB36_SHAPES = [(32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72)]
+def layer_resources(op, model: ModelWrapper | None = None) -> dict[str, float]:
+    """{lut, ff, bram36, dsp} of one hardware layer's RTL instance (its module at the
+    parameters the code generator would give it; ``model`` lets them follow the actual
+    weights and thresholds, e.g. the narrowest weight encoding)."""
+    return module_resources(op.rtl_module, op.rtl_params(model))
 
 
-def _memory(depth: int, width: int) -> tuple[float, float]:
-    """(LUT, BRAM36) of a ROM of ``depth`` words of ``width`` bits (RAMB18 counts 0.5)."""
-    if depth * width == 0:
-        return 0.0, 0.0
-    if depth <= LUTRAM_MAX_DEPTH:
-        return float(width * math.ceil(depth / 64)), 0.0
-    best = math.inf
-    for d, w in RAMB36_SHAPES:
-        best = min(best, math.ceil(depth / d) * math.ceil(width / w))
-        if w <= 36:
-            best = min(best, 0.5 * math.ceil(depth / (d // 2)) * math.ceil(width / w))
-    return 0.0, float(best)
-
-
-def layer_resources(op) -> dict:
-    """{lut, ff, bram36, dsp} of one hardware layer."""
+def lookahead(op) -> float:
+    """Share of a frame a layer takes in before its first output: a sliding window needs the
+    window's rows below the padding plus one pixel, a pool its window rows but one."""
     t = op.onnx_node.op_type
-    lut, ff, bram, dsp = 60.0, 80.0, 0.0, 0.0  # stream handshake and control
-    if t == "MVTU":
-        pe, simd = op.get_nodeattr("PE"), op.get_nodeattr("SIMD")
-        mw, mh = op.get_nodeattr("MW"), op.get_nodeattr("MH")
-        acc_bits = DataType[op.get_nodeattr("acc_dtype")].bitwidth()
-        w_bits = DataType[op.get_nodeattr("w_dtype")].bitwidth()
-        in_bits = op.in_dtype().bitwidth()
-        if op.get_nodeattr("binary"):
-            per_pe = 1.1 * simd + 1.5 * acc_bits
+    if t == "SlidingWindow":
+        _, h, w, _ = op.in_shape()
+        rows = max(op.get_nodeattr("kernel") - op.get_nodeattr("pads")[0], 1)
+        return (rows + 1 / w) / h
+    if t == "Pool":
+        _, h, _, _ = op.in_shape()
+        return (op.get_nodeattr("kernel") - 1) / h
+    return 0.0
+
+
+def estimated_join_fifo_depths(model: ModelWrapper, graph, dma_bits: int = 64) -> dict[str, int]:
+    """FIFO depths of the inputs of residual joins before simulation has sized them.
+
+    The code generator starts from a whole frame on each join input (safe, never deadlocks);
+    the sized FIFO holds only the skew between the two paths: what the short path delivers
+    while the long one's sliding windows and pools take in their lookahead. Summing each
+    path's :func:`lookahead` from the input gives that skew as a share of the frame; plus
+    two pixels of slack it lands within a few percent of the simulated depths (ftbnn_small:
+    2,306 estimated for 2,155 simulated), so the folder budgets block RAM for what the
+    design will really hold, not for whole frames."""
+    from hw_build.rtl import codegen
+
+    delay: dict[str, float] = {graph.input_tensor: 0.0}
+    for n in graph.nodes:
+        ins = graph.streamed_inputs[n.name]
+        d = max((delay.get(t, 0.0) for t in ins), default=0.0) + lookahead(graph.ops[n.name])
+        for t in n.output:
+            delay[t] = d
+    by_tensor = {e.tensor: e for e in graph.edges}
+    depths: dict[str, int] = {}
+    for n in graph.nodes:
+        ins = graph.streamed_inputs[n.name]
+        if len(ins) < 2:
+            continue
+        latest = max(delay.get(t, 0.0) for t in ins)
+        for t in ins:
+            place = codegen.fifo_place(by_tensor[t], dma_bits)
+            pixels = int(np.prod(model.get_tensor_shape(t)[1:-1])) or 1
+            beats_per_pixel = max(1, place.beats // pixels)
+            skew = latest - delay.get(t, 0.0)
+            depths[t] = min(place.beats + 2, int(np.ceil(skew * place.beats)) + 2 * beats_per_pixel + 2)
+    return depths
+
+
+def edge_instances(model: ModelWrapper, dma_bits: int = 64,
+                   fifo_depths: dict[str, int] | None = None) -> list[dict]:
+    """The FIFOs, width converters and frame-boundary queue the code generator puts around
+    the layers: [{instance, module, params, tensor}]. FIFO depths: ``fifo_depths``, else the
+    ones the rtl step proved (model metadata), else the generator's static defaults (the
+    fold step runs before FIFOs are sized)."""
+    from hw_build.rtl import codegen
+    from hw_build.rtl.encoding import verilog_name
+
+    g = codegen.analyse(model)
+    if fifo_depths is None:
+        stored = model.get_metadata_prop(FIFO_DEPTHS_KEY)
+        fifo_depths = json.loads(stored) if stored else estimated_join_fifo_depths(model, g, dma_bits)
+    depths = codegen.default_fifo_depths(g, dma_bits)
+    depths.update({k: int(v) for k, v in fifo_depths.items() if k in depths})
+    frame_bits = int(np.prod(g.frame_shape)) * 8
+    out = [{"instance": "tlast_queue", "module": "frame_tlast", "tensor": None,
+            "params": {"WORDS_PER_FRAME": -(-frame_bits // dma_bits), "DEPTH": codegen.TLAST_QUEUE_DEPTH}}]
+    for e in g.edges:
+        place = codegen.fifo_place(e, dma_bits)
+        if depths[e.tensor] > 0:
+            out.append({"instance": f"{verilog_name(e.tensor)}_fifo", "module": "fifo", "tensor": e.tensor,
+                        "params": {"WIDTH": place.width, "DEPTH": depths[e.tensor]}})
+        if e.producer.node is None:
+            conv = {"IN_BITS": dma_bits, "OUT_BITS": e.consumer.width, "FRAME_BITS": frame_bits}
+        elif e.producer.width != e.consumer.width:
+            conv = {"IN_BITS": e.producer.width, "OUT_BITS": e.consumer.width, "FRAME_BITS": 0}
         else:
-            per_pe = simd * in_bits * w_bits * 0.7 + 1.5 * acc_bits + simd * acc_bits * 0.3
-        n_th = 0
-        if op.has_thresholds():
-            n_th = op.onnx_node.input[2] and 1
-        lut += pe * per_pe
-        ff += pe * (acc_bits * 2 + simd)
-        depth = (mh // pe) * (mw // simd)
-        m_lut, m_bram = _memory(depth, pe * simd * w_bits)
-        lut += m_lut
-        bram += m_bram
-        if n_th:
-            lut += pe * acc_bits * 2.5
-        del n_th
-    elif t == "SlidingWindow":
-        _, h, w, c = op.in_shape()
-        k = op.get_nodeattr("kernel")
-        bits = op.in_dtype().bitwidth()
-        simd = op.get_nodeattr("SIMD")
-        buf_bits = (k + 1) * w * c * bits
-        depth = (k + 1) * w * c // simd
-        m_lut, m_bram = _memory(depth, simd * bits)
-        lut += 150 + simd * bits * 2 + m_lut
-        bram += m_bram
-        del buf_bits
-    elif t == "Thresholding":
-        pe = op.get_nodeattr("PE")
-        lut += pe * op.in_dtype().bitwidth() * 2.5 * max(1, op.out_dtype().bitwidth())
-    elif t in ("Pool", "AddStreams", "GlobalAccPool", "DuplicateStreams", "LabelSelect"):
-        pe = op.get_nodeattr("PE")
-        lut += pe * op.out_dtype().bitwidth() * 2
-        if t == "Pool":
-            _, h, w, c = op.in_shape()
-            lut += c * op.out_dtype().bitwidth() * 0.5  # one row of partial results in LUTRAM
-    return {"lut": round(lut), "ff": round(ff), "bram36": bram, "dsp": dsp}
+            continue
+        out.append({"instance": f"{verilog_name(e.tensor)}_width", "module": "stream_width_converter", "tensor": e.tensor,
+                    "params": conv})
+    return out
 
 
-def estimate(model: ModelWrapper, clock_mhz: float) -> dict:
+def estimate(model: ModelWrapper, clock_mhz: float, dma_bits: int = 64,
+             fifo_depths: dict[str, int] | None = None) -> dict:
+    """{"layers": [...], "edges": [...], "estimate": {cycles_per_frame, fps, latency_cycles,
+    lut, ff, bram36, dsp}}; the totals include the edges (FIFOs, width converters)."""
     layers = []
     for node in model.graph.node:
         op = getCustomOp(node)
-        res = layer_resources(op)
+        res = layer_resources(op, model)
         fold = op.get_folding()
         layers.append({"name": node.name, "op": node.op_type, "pe": fold.get("PE", 1),
                        "simd": fold.get("SIMD", 1), "cycles": op.cycles(), **res})
+    try:
+        edges = [{**e, **module_resources(e["module"], e["params"])}
+                 for e in edge_instances(model, dma_bits, fifo_depths)]
+    except BuildError:
+        edges = []  # not a whole accelerator (e.g. a test graph without a label output): layers only
     bottleneck = max(layer["cycles"] for layer in layers)
-    totals = {k: sum(layer[k] for layer in layers) for k in ("lut", "ff", "bram36", "dsp")}
+    totals = {k: round(sum(x[k] for x in layers + edges), 1) for k in KEYS}
     return {
         "layers": layers,
+        "edges": edges,
         "estimate": {
             "cycles_per_frame": bottleneck,
             "fps": clock_mhz * 1e6 / bottleneck,
             "latency_cycles": sum(layer["cycles"] for layer in layers),
             **totals,
+            "edges_lut": round(sum(e["lut"] for e in edges), 1),
         },
     }

@@ -19,11 +19,30 @@ def bottleneck_cycles(model: ModelWrapper) -> int:
     return max(op.cycles() for op in layers(model))
 
 
+#: FINN's ram_style values and the weight memory style they select
+RAM_STYLES = {"auto": "auto", "block": "block", "distributed": "distributed", "ultra": "block"}
+
+
+def _has_weight_memory(op) -> bool:
+    return "mem_style" in op.get_nodeattr_types()
+
+
+def weight_style(op, model: ModelWrapper | None = None) -> str | None:
+    """Where a layer's weight ROM goes ("block" or "distributed"), None without one."""
+    if not _has_weight_memory(op):
+        return None
+    return op.rtl_params(model)["WEIGHT_STYLE"]
+
+
 def folding_config(model: ModelWrapper) -> dict:
-    """FINN folding_config: {"Defaults": {}, node name: {"PE": .., "SIMD": ..}}."""
+    """FINN folding_config: {"Defaults": {}, node name: {"PE": .., "SIMD": .., "ram_style": ..}}
+    (ram_style: where the layer's weights went, block RAM or LUTs)."""
     cfg: dict = {"Defaults": {}}
     for op in layers(model):
         cfg[op.onnx_node.name] = op.get_folding()
+        style = weight_style(op, model)
+        if style is not None:
+            cfg[op.onnx_node.name]["ram_style"] = style
     return cfg
 
 
@@ -42,8 +61,14 @@ def apply_folding_file(model: ModelWrapper, path: Path) -> ModelWrapper:
             continue
         options = ops[name].fold_options()
         for attr, value in values.items():
+            if attr == "ram_style" and _has_weight_memory(ops[name]):
+                if value not in RAM_STYLES:
+                    problems.append(f"{name}.ram_style='{value}' is not one of {sorted(RAM_STYLES)}")
+                else:
+                    ops[name].set_nodeattr("mem_style", RAM_STYLES[value])
+                continue
             if attr not in options:
-                continue  # FINN configs carry other keys (ram_style, ...); ignore them
+                continue  # FINN configs carry other keys (mem_mode, ...); ignore them
             if int(value) not in options[attr]:
                 problems.append(f"{name}.{attr}={value} does not divide the layer (allowed: {options[attr]})")
             else:
@@ -87,13 +112,74 @@ def fold_for_cycles(model: ModelWrapper, target_cycles: int) -> ModelWrapper:
 BUDGET_MARGIN = {"lut": 0.85, "bram36": 0.90, "dsp": 0.90}
 
 
+def _within_budget(est: dict, board) -> bool:
+    return all(est[k] <= BUDGET_MARGIN[k] * getattr(board, k) for k in BUDGET_MARGIN)
+
+
 def _fits(model: ModelWrapper, board) -> tuple[bool, dict]:
+    """Place the weights (:func:`balance_weight_memories`) and check the budget."""
+    balance_weight_memories(model, board)
     from hw_build.estimate import estimate
 
-    est = estimate(model, 100.0)["estimate"]
-    ok = (est["lut"] <= BUDGET_MARGIN["lut"] * board.lut and est["bram36"] <= BUDGET_MARGIN["bram36"] * board.bram36
-          and est["dsp"] <= BUDGET_MARGIN["dsp"] * board.dsp)
-    return ok, est
+    est = estimate(model, 100.0, board.dma_bits)["estimate"]
+    return _within_budget(est, board), est
+
+
+def balance_weight_memories(model: ModelWrapper, board) -> None:
+    """Choose block RAM or LUTs for every weight ROM so that the design fits the budget.
+
+    Each layer first takes the style that is cheaper on its own (a block RAM counted as 256
+    LUTs). When the design then needs more block RAM than the budget (deep, narrow ROMs of a
+    slow folding), the ROMs that cost the fewest LUTs per block RAM saved move to LUTs; when
+    it needs too many LUTs, the ROMs that save the most LUTs per block RAM move to block RAM
+    while block RAMs are left. The first fitting assignment wins; otherwise the one left is
+    the closest, and the caller reports the overrun."""
+    from hw_build.estimate import estimate, layer_resources
+
+    mvtus = [op for op in layers(model) if _has_weight_memory(op)]
+    for op in mvtus:
+        op.set_nodeattr("mem_style", "auto")
+    est = estimate(model, 100.0, board.dma_bits)["estimate"]
+    if _within_budget(est, board) or not mvtus:
+        return
+    options = {}
+    for op in mvtus:
+        res = {}
+        for style in ("block", "distributed"):
+            op.set_nodeattr("mem_style", style)
+            res[style] = layer_resources(op, model)
+        op.set_nodeattr("mem_style", "auto")
+        options[op.onnx_node.name] = (op, weight_style(op, model), res)
+    lut, bram = est["lut"], est["bram36"]
+    lut_budget, bram_budget = BUDGET_MARGIN["lut"] * board.lut, BUDGET_MARGIN["bram36"] * board.bram36
+    if bram > bram_budget:
+        moves = []
+        for op, style, res in options.values():
+            saved = res["block"]["bram36"] - res["distributed"]["bram36"]
+            if style == "block" and saved > 0:
+                moves.append(((res["distributed"]["lut"] - res["block"]["lut"]) / saved, op, res))
+        for _, op, res in sorted(moves, key=lambda m: m[0]):
+            if bram <= bram_budget:
+                break
+            op.set_nodeattr("mem_style", "distributed")
+            lut += res["distributed"]["lut"] - res["block"]["lut"]
+            bram -= res["block"]["bram36"] - res["distributed"]["bram36"]
+    elif lut > lut_budget:
+        moves = []
+        for op, style, res in options.values():
+            saved = res["distributed"]["lut"] - res["block"]["lut"]
+            added = res["block"]["bram36"] - res["distributed"]["bram36"]
+            if style == "distributed" and saved > 0:
+                moves.append((saved / max(added, 0.5), op, res))
+        for _, op, res in sorted(moves, key=lambda m: -m[0]):
+            if lut <= lut_budget:
+                break
+            added = res["block"]["bram36"] - res["distributed"]["bram36"]
+            if bram + added > bram_budget:
+                continue
+            op.set_nodeattr("mem_style", "block")
+            lut -= res["distributed"]["lut"] - res["block"]["lut"]
+            bram += added
 
 
 def _candidate_cycles(model: ModelWrapper) -> list[int]:
@@ -148,6 +234,7 @@ def fold_for_board(model: ModelWrapper, board, clock_mhz: float, target_fps: str
             else:
                 lo = mid + 1
         fold_for_cycles(model, candidates[hi])
+        _fits(model, board)  # the weight memory placement of this folding (the last probe was another)
         return model, f"for the highest throughput that fits {board.name}"
     try:
         fps = float(target_fps)
@@ -175,8 +262,14 @@ def fold_for_board(model: ModelWrapper, board, clock_mhz: float, target_fps: str
 def _does_not_fit(model: ModelWrapper, board, est: dict, what: str = "") -> str:
     from hw_build.estimate import layer_resources
 
-    top = sorted(((layer_resources(op)["lut"], op.onnx_node.name) for op in layers(model)), reverse=True)[:5]
-    return (f"the design {what}does not fit {board.name} ({board.part}): about {est['lut']:.0f} LUT of "
-            f"{board.lut} (budget {BUDGET_MARGIN['lut']:.0%}) and {est['bram36']:.1f} BRAM36 of {board.bram36}. "
-            f"Largest layers: {', '.join(f'{n} {lut} LUT' for lut, n in top)}. Use a lower --target-fps, "
-            "a smaller model, or a bigger board (python build.py --list-boards).")
+    over = [k for k in ("lut", "bram36", "dsp") if est[k] > BUDGET_MARGIN[k] * getattr(board, k)] or ["lut"]
+    unit = {"lut": "LUT", "bram36": "BRAM36", "dsp": "DSP"}
+    res = [(layer_resources(op, model), op.onnx_node.name) for op in layers(model)]
+    largest = "; ".join(
+        f"by {unit[k]}: " + ", ".join(f"{n} {r[k]:g}" for r, n in sorted(res, key=lambda x: -x[0][k])[:5] if r[k] > 0)
+        for k in over)
+    usage = ", ".join(f"{est[k]:,.1f} {unit[k]} of {getattr(board, k):,} (budget {BUDGET_MARGIN[k]:.0%})"
+                      for k in ("lut", "bram36", "dsp"))
+    return (f"the design {what}does not fit {board.name} ({board.part}): {usage}, with every weight memory "
+            f"placed where it costs least. Largest layers {largest}. Use a lower --target-fps, a smaller "
+            "model, or a bigger board (python build.py --list-boards).")

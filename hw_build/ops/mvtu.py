@@ -163,9 +163,11 @@ class MVTU(HWLayer):
             "OUT_BITS": self.out_dtype().bitwidth(),
             "WEIGHTS_FILE": f"{name}_weights.mem",
             "THRESH_FILE": f"{name}_thresholds.mem" if num_thresh else "",
-            # block RAM or LUTs for the weight and threshold ROMs (mem_style, or the cheaper)
+            # block RAM or LUTs for the weight ROM (mem_style, or the cheaper)
             "WEIGHT_STYLE": rom_style((mh // pe) * (mw // simd), pe * simd * w_bits, style),
-            "THRESH_STYLE": rom_style(mh // pe, pe * max(num_thresh, 1) * acc_bits, style),
+            # mem_style is the folder's (or the folding file's) choice for the weights; the
+            # thresholds are small next to them and always take the cheaper style
+            "THRESH_STYLE": rom_style(mh // pe, pe * max(num_thresh, 1) * acc_bits),
         }
 
     def rtl_memories(self, model) -> dict[str, list[str]]:

