@@ -89,7 +89,7 @@ def test_refolding_forgets_the_old_rtl_results(tfc_full_build, tmp_path):
     assert not (out / "verify" / "rtlsim.npy").exists()
     steps = [s["step"] for s in json.loads((out / "steps.json").read_text())]
     assert steps[-1] == "fold" and "verify" not in steps
-    assert report["estimate"]["cycles_per_frame"] >= 1000       # the new, slower folding
+    assert 98 < report["estimate"]["cycles_per_frame"] <= 1000   # the new, slower folding for 100k FPS
 
 
 def test_negative_accuracy_images_is_a_clear_error(tmp_path):
