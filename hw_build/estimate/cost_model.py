@@ -132,8 +132,10 @@ def _rom(depth: int, width: int, style: str, prefix: str, lut: Features, ff: Fea
         return bram36(depth, width)
     if depth <= 1:
         return 0.0                      # constants: folded into the logic that reads them
-    small = depth <= 4                  # functions of 1-2 address bits: often a wire
-    lut[f"{prefix}_rom{'_small' if small else ''}"] = rom_logic_luts(depth, width)
+    # functions of 1-2 address bits are often a wire; up to 64 words one LUT per bit; deeper
+    # ROMs need multiplexer trees, which Yosys maps less tightly (each class its own coefficient)
+    kind = "_small" if depth <= 4 else "" if depth <= 64 else "_deep"
+    lut[f"{prefix}_rom{kind}"] = rom_logic_luts(depth, width)
     ff[f"{prefix}_rom_q"] = width
     return 0.0
 
@@ -148,6 +150,10 @@ def mvtu_features(p: dict) -> tuple[Features, Features, float, float]:
     ff: Features = {"const": 1.0, "counters": clog2(sf) + clog2(nf) + clog2(sf * nf)}
     lut["counters"] = ff["counters"]
     bram = _rom(sf * nf, pe * simd * w_bits, str(p.get("WEIGHT_STYLE", "auto")), "w", lut, ff)
+    if binary and "w_rom" in lut and sf * nf <= 32:
+        # Yosys moves the ROM's output register to its address: a weight bit is then a
+        # function of at most 5 address bits, which shares its LUT6 with the XNOR
+        lut["w_rom_xnor"] = lut.pop("w_rom")
     xword = simd * in_bits
     if nf > 1:
         bram += _ram(2 * sf, xword, "xbuf", lut, ff)
@@ -305,6 +311,9 @@ def label_select_features(p: dict) -> tuple[Features, Features, float, float]:
 
 def fifo_features(p: dict) -> tuple[Features, Features, float, float]:
     width, depth = _p(p, "WIDTH", 1), _p(p, "DEPTH", 2)
+    if depth == 2:
+        # two registers, the head fed by a 3:1 multiplexer (fifo.v g_regs)
+        return {"const": 1.0, "regs2_mux": width}, {"const": 1.0, "regs2": 2 * width}, 0.0, 0.0
     aw = clog2(depth)
     lut: Features = {"const": 1.0, "ptr": aw, "bypass_mux": width}
     ff: Features = {"const": 1.0, "ptr": aw, "regs": 2 * width}
@@ -406,7 +415,7 @@ def fit(rows: list[dict], log: Callable[[str], None] = print, prior_weight: floa
     ``rows`` (each {module, params, lut, ff}), non-negative, gently pulled towards 1.0 (the
     structural count) so features the data barely exercises keep a sane value."""
     import numpy as np
-    from scipy.optimize import lsq_linear
+    from scipy.optimize import least_squares, lsq_linear
 
     out: dict = {}
     for module in sorted({r["module"] for r in rows}):
@@ -429,8 +438,14 @@ def fit(rows: list[dict], log: Callable[[str], None] = print, prior_weight: floa
             # penalty, a feature that is half of every instance may not drift far
             share = np.maximum(np.abs(a_w).mean(axis=0), 1e-3)
             reg = np.sqrt(prior_weight) * np.diag(share)
-            sol = lsq_linear(np.vstack([a_w, reg]), np.concatenate([y_w, np.sqrt(prior_weight) * share]),
-                             bounds=(0.0, np.inf))
+            a_all = np.vstack([a_w, reg])
+            y_all = np.concatenate([y_w, np.sqrt(prior_weight) * share])
+            start = lsq_linear(a_all, y_all, bounds=(0.0, np.inf)).x
+            # robust to outliers: an instance whose memory contents collapse in synthesis (all
+            # channels with the same threshold: 2 LUTs where random contents need 500) must
+            # not drag a coefficient for everyone else
+            sol = least_squares(lambda c, a=a_all, y=y_all: a @ c - y, start, jac=lambda c, a=a_all: a,
+                                bounds=(0.0, np.inf), loss="soft_l1", f_scale=0.25)
             out[module][res] = {n: round(float(v), 4) for n, v in zip(names, sol.x)}
             pred = a @ sol.x
             rel = np.abs(pred - y) / np.maximum(y, 1.0)
