@@ -58,3 +58,17 @@ def is_top1(labels: np.ndarray, scores: np.ndarray, rtol: float = 1e-5) -> np.nd
     best = scores.max(axis=1)
     picked = scores[np.arange(len(labels)), labels]
     return picked >= best - rtol * np.maximum(1.0, np.abs(best))
+
+
+#: the BNN-PYNQ variants the front-end and RTL tests build (seed = index in this list)
+VARIANTS = ["cnv_1w1a", "cnv_1w2a", "cnv_2w2a", "tfc_1w1a", "tfc_1w2a", "tfc_2w2a", "sfc_1w1a", "lfc_1w2a"]
+
+
+def exported_variant(variant: str, folder: Path) -> tuple[torch.nn.Module, Path, np.ndarray, Path]:
+    """(model, QONNX file, 8 verify images, their .npy) of a seeded BNN-PYNQ variant in ``folder``."""
+    shape = INPUT_SHAPES[variant.split("_")[0]]
+    model = randomized_bnn_pynq(variant, seed=VARIANTS.index(variant))
+    onnx_path = export(model, shape, folder / f"{variant}.onnx")
+    x = random_images(shape, n=8, seed=1)
+    np.save(folder / "in.npy", x)
+    return model, onnx_path, x, folder / "in.npy"

@@ -16,23 +16,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.bnn_pynq_fixtures import INPUT_SHAPES, export, is_top1, random_images, randomized_bnn_pynq, torch_scores
+from tests.bnn_pynq_fixtures import VARIANTS, exported_variant, is_top1, torch_scores
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = ["cnv_1w1a", "cnv_1w2a", "cnv_2w2a", "tfc_1w1a", "tfc_1w2a", "tfc_2w2a", "sfc_1w1a", "lfc_1w2a"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_bnn_pynq_variant_to_verified_rtl(variant, tmp_path):
-    shape = INPUT_SHAPES[variant.split("_")[0]]
-    model = randomized_bnn_pynq(variant, seed=VARIANTS.index(variant))
-    onnx_path = export(model, shape, tmp_path / f"{variant}.onnx")
-    x = random_images(shape, n=8, seed=1)
-    np.save(tmp_path / "in.npy", x)
+    model, onnx_path, x, x_file = exported_variant(variant, tmp_path)
     out = tmp_path / "build"
     proc = subprocess.run([sys.executable, str(ROOT / "build.py"), "--model", str(onnx_path), "--board", "pynq-z2",
-                           "--until", "verify", "--verify-input", str(tmp_path / "in.npy"), "--output", str(out)],
+                           "--until", "verify", "--verify-input", str(x_file), "--output", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rtl = np.load(out / "verify" / "rtlsim.npy")

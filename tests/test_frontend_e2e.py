@@ -12,20 +12,22 @@ import pytest
 from qonnx.core.modelwrapper import ModelWrapper
 
 from hw_build import build
-from tests.bnn_pynq_fixtures import INPUT_SHAPES, export, is_top1, random_images, randomized_bnn_pynq, torch_scores
-
-VARIANTS = ["cnv_1w1a", "cnv_1w2a", "cnv_2w2a", "tfc_1w1a", "tfc_1w2a", "tfc_2w2a", "sfc_1w1a", "lfc_1w2a"]
+from tests.bnn_pynq_fixtures import (
+    INPUT_SHAPES,
+    VARIANTS,
+    export,
+    exported_variant,
+    is_top1,
+    randomized_bnn_pynq,
+    torch_scores,
+)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_dataflow_labels_match_pytorch(variant, tmp_path):
-    shape = INPUT_SHAPES[variant.split("_")[0]]
-    model = randomized_bnn_pynq(variant, seed=VARIANTS.index(variant))
-    onnx_path = export(model, shape, tmp_path / f"{variant}.onnx")
-    x = random_images(shape, n=8, seed=1)
-    np.save(tmp_path / "in.npy", x)
+    model, onnx_path, x, x_file = exported_variant(variant, tmp_path)
     out = tmp_path / "build"
-    report = build(str(onnx_path), "pynq-z2", output=out, until="dataflow", verify_input=tmp_path / "in.npy")
+    report = build(str(onnx_path), "pynq-z2", output=out, until="dataflow", verify_input=x_file)
     labels = np.load(out / "verify" / "dataflow.npy")
     assert labels.dtype == np.int64 and labels.shape == (8,)
     scores = torch_scores(model, x)
