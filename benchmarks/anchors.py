@@ -32,6 +32,10 @@ RUNS = [
     ("tfc_w1a1 max", "tfc_w1a1", {}),
     ("tfc_w1a1 finn folding", "tfc_w1a1", {"folding": ROOT / "benchmarks/folding/tfc_w1a1_finn_examples.json"}),
     ("tfc_w1a1 1.5625M", "tfc_w1a1", {"target_fps": "1562500"}),
+    # the same compute at 1.5625 M FPS behind a 128-bit input stream (ultra96's DMA): the
+    # 64-bit PYNQ-Z2 stream (98 cycles per 784-byte frame) hides the compute rate, this
+    # stream (49 cycles) does not, so the simulation measures the compute II itself
+    ("tfc_w1a1 1.5625M 128-bit", "tfc_w1a1", {"target_fps": "1562500", "board": "ultra96"}),
     ("ftbnn_small max", "ftbnn_small", {}),
     ("groupnet_small max", "groupnet_small", {}),
     ("ftbnn_tiny max", "ftbnn_tiny", {"accuracy_images": 0}),
@@ -56,11 +60,16 @@ def target_checks(rows) -> list[str]:
         check("CNV-W1A1 max LUT <= 90% of 53,200", res["lut"] <= 0.9 * 53200, f"{res['lut']:,.0f} LUT")
         check("CNV-W1A1 max BRAM36 <= 140", res["bram36"] <= 140, f"{res['bram36']:.1f} BRAM36")
         lines.append(f"      stretch 9,150 FPS: {'reached' if (rtl.get('fps') or 0) >= 9150 else 'not reached'}")
-    if "tfc_w1a1 max" in by_label:
-        report, rtl, _ = by_label["tfc_w1a1 max"]
-        compute = report["clock_mhz"] * 1e6 / rtl["ii_cycles"] if rtl.get("ii_cycles") else 0
-        check("TFC-W1A1 >= 1.56 M FPS compute", compute >= 1_562_500, f"{compute:,.0f} FPS compute, "
-              f"DMA bound {report['clock_mhz'] * 1e6 / report['dma']['cycles_per_frame']:,.0f} FPS")
+    if "tfc_w1a1 1.5625M" in by_label and "tfc_w1a1 1.5625M 128-bit" in by_label:
+        report, rtl, _ = by_label["tfc_w1a1 1.5625M"]
+        wide, wide_rtl, _ = by_label["tfc_w1a1 1.5625M 128-bit"]
+        compute = wide["clock_mhz"] * 1e6 / wide_rtl["ii_cycles"] if wide_rtl.get("ii_cycles") else 0
+        same = [(x["name"], x["pe"], x["simd"]) for x in report["layers"]] == \
+            [(x["name"], x["pe"], x["simd"]) for x in wide["layers"]]
+        check("TFC-W1A1 >= 1.56 M FPS compute", compute >= 1_562_500 and same,
+              f"{compute:,.0f} FPS measured II behind a 128-bit stream ({'same' if same else 'DIFFERENT'} folding as "
+              f"pynq-z2); on pynq-z2 the 64-bit DMA bounds it to "
+              f"{report['clock_mhz'] * 1e6 / report['dma']['cycles_per_frame']:,.0f} FPS (report.json dma)")
     if "ftbnn_small max" in by_label:
         _, rtl, _ = by_label["ftbnn_small max"]
         check("ftbnn_small >= 3,000 FPS", (rtl.get("fps") or 0) >= 3000, f"{rtl.get('fps') or 0:,.0f} FPS")
@@ -95,7 +104,8 @@ def main() -> int:
         t0 = time.perf_counter()
         print(f"=== {label} -> {out}", flush=True)
         try:
-            report = build(model, "pynq-z2", output=out, synth=not args.no_synth, **extra)
+            options = dict(extra)
+            report = build(model, options.pop("board", "pynq-z2"), output=out, synth=not args.no_synth, **options)
         except BuildError as exc:
             failures.append(f"FAIL  {label}: the build failed: {str(exc).splitlines()[0]}")
             continue
