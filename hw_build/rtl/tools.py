@@ -144,9 +144,13 @@ def synth_modules(configs: dict[str, tuple[str, dict[str, int | str]]], work_dir
     lines = []
     for label, (module, params) in configs.items():
         files = [lib[module]] + [lib[d] for d in MODULE_DEPENDENCIES.get(module, ())]
+        # copies next to the script, read by name: the WebAssembly Yosys sees the working
+        # directory, but not every absolute host path (a checkout under /tmp is invisible to it)
+        for f in files:
+            shutil.copyfile(f, work_dir / f.name)
         chparams = " ".join(f"-chparam {k} {json.dumps(v) if isinstance(v, str) else int(v)}"
                             for k, v in params.items())
-        lines += ["design -reset", f"read_verilog -defer {' '.join(str(f) for f in files)}",
+        lines += ["design -reset", f"read_verilog -defer {' '.join(f.name for f in files)}",
                   f"hierarchy -top {module} {chparams}", f"synth_xilinx -family xc7 -top {module}",
                   f"tee -o stat_{label}.txt stat"]
     (work_dir / "synth_modules.ys").write_text("\n".join(lines) + "\n")
