@@ -52,6 +52,10 @@ def test_every_library_module_synthesizes(tmp_path):
     configs["mvtu_int"] = ("mvtu", {"BINARY": 0, "IN_BITS": 8, "W_BITS": 2, "W_SIGNED": 1, "ACC_BITS": 14,
                                     "NUM_THRESH": 3, "OUT_BITS": 2})
     configs["swc_shift"] = ("stream_width_converter", {"IN_BITS": 64, "OUT_BITS": 24, "FRAME_BITS": 1176})
+    # a ROM without contents is all zeros, which synthesis rightly removes: give it some
+    rng = np.random.default_rng(0)
+    (tmp_path / "rom_test.mem").write_text("".join(f"{v:02x}\n" for v in rng.integers(0, 256, 16)))
+    configs["rom"] = ("rom", {"WIDTH": 8, "DEPTH": 16, "INIT_FILE": "rom_test.mem"})
     results = tools.synth_modules(configs, tmp_path)
     for label, summary in results.items():
         assert summary["lut"] + summary["ff"] > 0, label

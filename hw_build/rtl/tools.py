@@ -148,10 +148,11 @@ def synth_modules(configs: dict[str, tuple[str, dict[str, int | str]]], work_dir
         # directory, but not every absolute host path (a checkout under /tmp is invisible to it)
         for f in files:
             shutil.copyfile(f, work_dir / f.name)
-        chparams = " ".join(f"-chparam {k} {json.dumps(v) if isinstance(v, str) else int(v)}"
-                            for k, v in params.items())
-        lines += ["design -reset", f"read_verilog -defer {' '.join(f.name for f in files)}",
-                  f"hierarchy -top {module} {chparams}", f"synth_xilinx -family xc7 -top {module}",
+        sets = " ".join(f"-set {k} {json.dumps(v) if isinstance(v, str) else int(v)}" for k, v in params.items())
+        # `hierarchy -chparam` cannot decode string values; `chparam -set` after a plain read can
+        lines += ["design -reset", f"read_verilog {' '.join(f.name for f in files)}",
+                  *([f"chparam {sets} {module}"] if sets else []),
+                  f"hierarchy -top {module}", f"synth_xilinx -family xc7 -top {module}",
                   f"tee -o stat_{label}.txt stat"]
     (work_dir / "synth_modules.ys").write_text("\n".join(lines) + "\n")
     proc = subprocess.run(yosys_command() + ["-q", "-l", "yosys.log", "synth_modules.ys"], cwd=work_dir,
