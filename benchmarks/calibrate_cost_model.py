@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from hw_build.estimate import cost_model  # noqa: E402
 from hw_build.estimate import synth as hsynth  # noqa: E402
-from hw_build.rtl import library_files, tools  # noqa: E402
+from hw_build.rtl import library_files, module_closure, tools  # noqa: E402
 from hw_build.rtl import testing as T  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "cost_model" / "synth_data.json"
@@ -190,16 +190,9 @@ def save_data(rows: list[dict]) -> None:
 
 def cmd_sweep(args) -> int:
     lib = library_files()
-    from hw_build.rtl import MODULE_DEPENDENCIES
 
     def sources(module: str) -> tuple[Path, ...]:
-        todo, done = [module], []
-        while todo:
-            m = todo.pop()
-            if m not in done:
-                done.append(m)
-                todo.extend(MODULE_DEPENDENCIES.get(m, ()))
-        return tuple(lib[m] for m in done)
+        return tuple(lib[m] for m in module_closure([module]))
 
     chosen = [c for c in configs() if not args.only or c[0] in args.only or any(o in c[1] for o in args.only)]
     log.info("sweep: %d configurations", len(chosen))

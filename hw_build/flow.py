@@ -407,14 +407,17 @@ def _setup_logging(out: Path, resume: bool) -> logging.Handler:
     return handler
 
 
-def _remove_outputs(ctx: Context, step: str, extra: list[str]) -> None:
-    """Remove what a failed step may have half-written, so nothing looks finished."""
-    for rel in [str(ctx.intermediate(step).relative_to(ctx.out))] + extra:
-        p = ctx.path(rel)
+def _remove_paths(paths: list[Path]) -> None:
+    for p in paths:
         if p.is_dir():
             shutil.rmtree(p)
         elif p.exists():
             p.unlink()
+
+
+def _remove_outputs(ctx: Context, step: str, extra: list[str]) -> None:
+    """Remove what a failed step may have half-written, so nothing looks finished."""
+    _remove_paths([ctx.intermediate(step)] + [ctx.path(rel) for rel in extra])
     if step in ("export", "tidy", "streamline", "lower"):
         for later in ("dataflow.onnx", "folding.json"):
             if ctx.path(later).exists():
@@ -429,11 +432,7 @@ def _drop_stale_results(ctx: Context, history: list[dict], after: str) -> list[d
     for step, _fn, outputs in STEPS:
         if step not in later:
             continue
-        for rel in [ctx.intermediate(step)] + [ctx.path(o) for o in outputs]:
-            if rel.is_dir():
-                shutil.rmtree(rel)
-            elif rel.exists():
-                rel.unlink()
+        _remove_paths([ctx.intermediate(step)] + [ctx.path(o) for o in outputs])
         for key in STEP_REPORT_KEYS.get(step, []):
             ctx.report.pop(key, None)
     if "verify" in later and isinstance(ctx.report.get("accuracy"), dict):

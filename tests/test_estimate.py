@@ -138,11 +138,17 @@ def _fake_yosys(calls: list, fail: str | None = None):
     return run
 
 
+def _use_fake_yosys(monkeypatch, fail: str | None = None) -> list:
+    """Replace Yosys by :func:`_fake_yosys`; returns the list of job labels it runs."""
+    calls: list = []
+    monkeypatch.setattr(tools, "run_synth_job", _fake_yosys(calls, fail))
+    monkeypatch.setattr(tools, "yosys_version", lambda: "fake 1.0")
+    return calls
+
+
 def test_synth_design_sums_caches_and_attributes(chain, tmp_path, monkeypatch):
     model, out, manifest = chain
-    calls: list = []
-    monkeypatch.setattr(tools, "run_synth_job", _fake_yosys(calls))
-    monkeypatch.setattr(tools, "yosys_version", lambda: "fake 1.0")
+    calls = _use_fake_yosys(monkeypatch)
     cache = tmp_path / "cache"
     result = hsynth.synth_design(out, tmp_path / "work", parallel=2, cache=cache, progress=False)
     insts = result["instances"]
@@ -168,9 +174,7 @@ def test_synth_design_sums_caches_and_attributes(chain, tmp_path, monkeypatch):
 
 def test_a_changed_memory_file_is_synthesized_again(chain, tmp_path, monkeypatch):
     _, out, manifest = chain
-    calls: list = []
-    monkeypatch.setattr(tools, "run_synth_job", _fake_yosys(calls))
-    monkeypatch.setattr(tools, "yosys_version", lambda: "fake 1.0")
+    calls = _use_fake_yosys(monkeypatch)
     work = tmp_path / "rtl"
     import shutil
 
@@ -188,8 +192,7 @@ def test_a_changed_memory_file_is_synthesized_again(chain, tmp_path, monkeypatch
 
 def test_a_failing_instance_is_named(chain, tmp_path, monkeypatch):
     _, out, _ = chain
-    monkeypatch.setattr(tools, "run_synth_job", _fake_yosys([], fail="fc"))
-    monkeypatch.setattr(tools, "yosys_version", lambda: "fake 1.0")
+    _use_fake_yosys(monkeypatch, fail="fc")
     result = hsynth.synth_design(out, tmp_path / "w", cache=tmp_path / "c", progress=False)
     assert set(result["failures"]) == {"fc"} and "status 1" in result["failures"]["fc"]
     row = next(i for i in result["instances"] if i["instance"] == "fc")

@@ -20,6 +20,8 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+from hw_build.rtl.encoding import RAMB36_SHAPES
+
 COEFFICIENTS = Path(__file__).with_name("coefficients.json")
 #: resource keys of a module estimate
 KEYS = ("lut", "ff", "bram36", "dsp")
@@ -31,7 +33,6 @@ TOLERANCE = {"module_total": 0.15, "instance_mean": 0.25}
 
 #: (depth, width) shapes of a RAMB18E1 and a RAMB36E1 in simple-dual-port / ROM use
 RAMB18_SHAPES = [(16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)]
-RAMB36_SHAPES = [(32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72)]
 
 
 # --------------------------------------------------------------------------- memories

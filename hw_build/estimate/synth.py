@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hw_build.errors import BuildError
-from hw_build.rtl import MODULE_DEPENDENCIES, tools
+from hw_build.rtl import module_closure, tools
 
 log = logging.getLogger("hw_build")
 
@@ -121,14 +121,7 @@ def design_instances(rtl_dir: Path) -> list[Instance]:
 
 def module_sources(module: str, rtl_dir: Path) -> list[Path]:
     """The Verilog files of ``module`` and the modules it instantiates, from ``rtl_dir``."""
-    todo, done = [module], []
-    while todo:
-        m = todo.pop()
-        if m in done:
-            continue
-        done.append(m)
-        todo.extend(MODULE_DEPENDENCIES.get(m, ()))
-    files = [Path(rtl_dir) / f"{m}.v" for m in done]
+    files = [Path(rtl_dir) / f"{m}.v" for m in module_closure([module])]
     missing = [f.name for f in files if not f.exists()]
     if missing:
         raise BuildError(f"Verilog sources {missing} of module {module} are missing from {rtl_dir}")

@@ -26,3 +26,14 @@ MODULE_DEPENDENCIES: dict[str, tuple[str, ...]] = {
     "label_select": ("rom",),
     "stream_width_converter": ("stream_downsizer", "stream_upsizer"),
 }
+
+
+def module_closure(modules: list[str] | set[str] | tuple[str, ...]) -> list[str]:
+    """``modules`` and every library module they instantiate, directly or not (sorted)."""
+    todo, done = list(modules), set()
+    while todo:
+        m = todo.pop()
+        if m not in done:
+            done.add(m)
+            todo.extend(MODULE_DEPENDENCIES.get(m, ()))
+    return sorted(done)

@@ -26,7 +26,7 @@ from qonnx.custom_op.registry import getCustomOp
 
 from hw_build.errors import BuildError
 from hw_build.ops.base import DOMAIN, HWLayer
-from hw_build.rtl import MODULE_DEPENDENCIES, library_files
+from hw_build.rtl import library_files, module_closure
 from hw_build.rtl.encoding import verilog_name
 
 TOP_NAME = "accel_top"
@@ -269,18 +269,13 @@ def write_memories(model: ModelWrapper, ops: dict[str, HWLayer], out_dir: Path) 
 
 def copy_library(modules: set[str], out_dir: Path) -> list[str]:
     lib = library_files()
-    todo, done = list(modules), set()
-    while todo:
-        m = todo.pop()
-        if m in done:
-            continue
-        if m not in lib:
-            raise BuildError(f"no Verilog module {m!r} in the RTL library ({sorted(lib)})")
-        done.add(m)
-        todo.extend(MODULE_DEPENDENCIES.get(m, ()))
-    for m in sorted(done):
+    needed = module_closure(modules)
+    missing = [m for m in needed if m not in lib]
+    if missing:
+        raise BuildError(f"no Verilog module {missing[0]!r} in the RTL library ({sorted(lib)})")
+    for m in needed:
         shutil.copyfile(lib[m], out_dir / f"{m}.v")
-    return [f"{m}.v" for m in sorted(done)]
+    return [f"{m}.v" for m in needed]
 
 
 # --------------------------------------------------------------------------- top

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hw_build.errors import BuildError
-from hw_build.rtl import MODULE_DEPENDENCIES, library_files
+from hw_build.rtl import library_files, module_closure
 from hw_build.rtl.sim import verilator_env
 
 
@@ -48,8 +48,7 @@ def lint(rtl_dir: Path, top: str | None = None) -> list[str]:
 def lint_module(module: str, params: dict[str, int | str] | None = None) -> list[str]:
     """Lint one library module (with its dependencies) at the given parameters."""
     lib = library_files()
-    files = [lib[module]] + [lib[d] for d in MODULE_DEPENDENCIES.get(module, ())]
-    return lint_files(files, module, params)
+    return lint_files([lib[m] for m in module_closure([module])], module, params)
 
 
 # --------------------------------------------------------------------------- synthesis
@@ -143,7 +142,7 @@ def synth_modules(configs: dict[str, tuple[str, dict[str, int | str]]], work_dir
     lib = library_files()
     lines = []
     for label, (module, params) in configs.items():
-        files = [lib[module]] + [lib[d] for d in MODULE_DEPENDENCIES.get(module, ())]
+        files = [lib[m] for m in module_closure([module])]
         # copies next to the script, read by name: the WebAssembly Yosys sees the working
         # directory, but not every absolute host path (a checkout under /tmp is invisible to it)
         for f in files:
