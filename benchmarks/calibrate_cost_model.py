@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from hw_build.estimate import cost_model  # noqa: E402
 from hw_build.estimate import synth as hsynth  # noqa: E402
 from hw_build.rtl import library_files, module_closure, tools  # noqa: E402
-from hw_build.rtl import testing as T  # noqa: E402
+from tests import rtl_cases as T  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "cost_model" / "synth_data.json"
 log = logging.getLogger("hw_build")
@@ -51,7 +51,7 @@ Config = tuple[str, str, Callable[[Path], tuple[str, dict, list[Path]]]]
 
 # --------------------------------------------------------------------------- configurations
 def _layer(case_fn, *args, mem_style: str | None = None, **kwargs):
-    """Builder of a layer module config from a hw_build.rtl.testing case function."""
+    """Builder of a layer module config from a tests/rtl_cases.py case function."""
     def build(folder: Path):
         from qonnx.custom_op.registry import getCustomOp
 

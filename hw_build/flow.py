@@ -192,19 +192,29 @@ def step_lower(ctx: Context) -> None:
 
 def step_fold(ctx: Context) -> None:
     from hw_build import fold
+    from hw_build.fold.plumbing import insert_stream_plumbing
 
     model = ctx.load("lower")
     if ctx.opts.folding is not None:
-        model = fold.apply_folding_file(model, ctx.opts.folding)
+        model = fold.apply_folding_file(model, ctx.opts.folding, ctx.board.dma_bits)
         how = f"from {ctx.opts.folding}"
     else:
         model, how = fold.fold_for_board(model, ctx.board, ctx.clock_mhz, ctx.opts.target_fps)
-    ctx.save("fold", model)
+        model = insert_stream_plumbing(model, ctx.board.dma_bits)
+    _save_dataflow(ctx, "fold", model)
+    cycles = fold.bottleneck_cycles(model)
+    log.info("folding %s: bottleneck %d cycles/frame = %.0f FPS at %g MHz; %d stream plumbing nodes "
+             "(FIFOs, width converters, DMA adapters) between the layers", how, cycles,
+             ctx.clock_mhz * 1e6 / cycles, ctx.clock_mhz, len(model.graph.node) - len(fold.layers(model)))
+
+
+def _save_dataflow(ctx: Context, step: str, model: ModelWrapper) -> None:
+    """The step's model, and the whole design as the user sees it: dataflow.onnx, folding.json."""
+    from hw_build import fold
+
+    ctx.save(step, model)
     model.save(str(ctx.path("dataflow.onnx")))
     ctx.path("folding.json").write_text(json.dumps(fold.folding_config(model), indent=2) + "\n")
-    cycles = fold.bottleneck_cycles(model)
-    log.info("folding %s: bottleneck %d cycles/frame = %.0f FPS at %g MHz", how, cycles,
-             ctx.clock_mhz * 1e6 / cycles, ctx.clock_mhz)
 
 
 def _verify_frames_nhwc(ctx: Context) -> np.ndarray:
@@ -224,13 +234,13 @@ def step_rtl(ctx: Context) -> None:
     if len(frames) < 3:  # FIFO sizing needs back-to-back frames
         frames = np.concatenate([frames] * 3)[:3]
     log.info("generating Verilog and sizing FIFOs by simulation (%d frames)...", len(frames))
-    depths = sim.size_fifos(model, rtl_dir, ctx.board.dma_bits, frames=frames[:4])
+    depths = sim.size_fifos(model, rtl_dir, frames=frames[:4])
     problems = tools.lint(rtl_dir)
     if problems:
         raise BuildError("the generated Verilog is not lint clean (a compiler bug; please report it):\n"
                          + "\n".join(problems[:20]))
-    model.set_metadata_prop("hw_build.fifo_depths", json.dumps(depths))
-    ctx.save("rtl", model)
+    # the Fifo nodes now carry the depths proven in simulation
+    _save_dataflow(ctx, "rtl", model)
     ctx.report["fifo_depths"] = depths
     log.info("rtl/: accel_top.v and %d files; FIFO depths proven in simulation: %s",
              len(list(rtl_dir.iterdir())), ", ".join(f"{d}" for d in depths.values()))
@@ -518,7 +528,7 @@ def _finish_report(ctx: Context) -> None:
 
     dataflow = ctx.path("intermediate", f"{STEP_NAMES.index('fold'):02d}_fold.onnx")
     if dataflow.exists():
-        # after the rtl step its model carries the FIFO depths proven in simulation
+        # after the rtl step its model's FIFO nodes carry the depths proven in simulation
         rtl_model = ctx.intermediate("rtl")
         source = rtl_model if rtl_model.exists() else dataflow
         est = estimate(ModelWrapper(str(source)), ctx.clock_mhz, ctx.board.dma_bits)

@@ -18,7 +18,7 @@ from hw_build.errors import BuildError
 from hw_build.estimate import cost_model, edge_instances, estimate, layer_resources
 from hw_build.estimate import synth as hsynth
 from hw_build.rtl import codegen, tools
-from hw_build.rtl import testing as T
+from tests import rtl_cases as T
 
 DATA = Path(__file__).resolve().parents[1] / "benchmarks" / "cost_model" / "synth_data.json"
 

@@ -16,7 +16,7 @@ from qonnx.custom_op.registry import getCustomOp
 
 from hw_build.ops.base import divisors
 from hw_build.rtl import sim
-from hw_build.rtl import testing as T
+from tests import rtl_cases as T
 
 SEED = int(os.environ.get("HW_BUILD_RTL_SEED", "20240611"))
 FRAMES = 3

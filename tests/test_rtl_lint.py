@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hw_build.rtl import codegen, library_files, tools
-from hw_build.rtl import testing as T
+from tests import rtl_cases as T
 from tests.test_rtl_layers import CASES
 from tests.test_rtl_plumbing import BLOCKS
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hw_build.rtl import sim
-from hw_build.rtl import testing as T
+from tests import rtl_cases as T
 
 # (module, params); converters cover every implementation branch
 BLOCKS: list[tuple[str, dict[str, int]]] = [

@@ -1,5 +1,5 @@
 """Hierarchical Yosys synthesis of a generated design: every module instance of accel_top
-(each layer, FIFO and width converter) is synthesized on its own and the results summed.
+(each node of the plumbed graph: layers, FIFOs, width converters) is synthesized on its own and the results summed.
 
 Why per instance: one Yosys run over the whole flattened accelerator needs more memory than
 the WebAssembly Yosys has (4 GiB) on large designs, and its time grows faster than linearly.
@@ -59,8 +59,8 @@ class Instance:
     name: str                    # instance name in accel_top
     module: str
     params: dict[str, int | str]
-    kind: str = "other"          # layer | fifo | converter | other
-    layer: str | None = None     # node name of a layer instance, tensor name of an edge instance
+    kind: str = "other"          # layer | fifo | converter | other (the op's resource_kind)
+    layer: str | None = None     # node name of a layer instance, edge tensor of a plumbing instance
     data_files: list[str] = field(default_factory=list)
 
 
@@ -81,41 +81,31 @@ def parse_instances(top_text: str) -> list[tuple[str, str, dict[str, int | str]]
 
 
 def design_instances(rtl_dir: Path) -> list[Instance]:
-    """Instances of the generated top in ``rtl_dir``, tagged with the layer or edge they serve."""
+    """Instances of the generated top in ``rtl_dir``: one per node of the plumbed graph
+    (rtl_manifest.json lists them with their op's kind), tagged with the layer or, for the
+    plumbing, the edge tensor they serve. Each must be in the top's text with the same
+    parameters (a hand-edited or stale top is an error, not a wrong sum)."""
     from hw_build.rtl.codegen import read_manifest
-    from hw_build.rtl.encoding import verilog_name
 
     rtl_dir = Path(rtl_dir)
     manifest = read_manifest(rtl_dir)
     top = rtl_dir / f"{manifest['top']}.v"
     if not top.exists():
         raise BuildError(f"{top} is missing; regenerate the RTL (--from rtl)")
-    layers = {layer["instance"]: layer["name"] for layer in manifest["layers"]}
-    fifos = {f["instance"]: t for t, f in manifest.get("fifos", {}).items()}
-    tensors = {}
-    for t in list(manifest.get("fifos", {})) + [manifest.get("input_tensor", "")]:
-        if t:
-            tensors[verilog_name(t)] = t
+    in_text = {name: (module, params) for module, name, params in parse_instances(top.read_text())}
     memories = manifest.get("memories", [])
     out = []
-    for module, name, params in parse_instances(top.read_text()):
-        inst = Instance(name, module, params)
-        if name in layers:
-            inst.kind, inst.layer = "layer", layers[name]
-        elif name in fifos:
-            inst.kind, inst.layer = "fifo", fifos[name]
-        elif module == "stream_width_converter":
-            inst.kind = "converter"
-            stem = name[: -len("_width")] if name.endswith("_width") else name
-            inst.layer = tensors.get(stem, stem)
+    for entry in manifest["instances"]:
+        name, module, params = entry["instance"], entry["module"], entry["params"]
+        if in_text.get(name) != (module, params):
+            raise BuildError(f"instance {name} ({entry['op']} {entry['name']}) listed in rtl_manifest.json is not "
+                             f"in {top.name} with those parameters; regenerate the RTL (--from rtl)")
+        inst = Instance(name, module, params, entry["kind"], entry["edge"] or entry["name"])
         # memory files a parameter names: the file itself or, for per-stage ROMs, a name prefix
         for v in params.values():
             if isinstance(v, str) and v:
                 inst.data_files += [f for f in memories if f == v or f.startswith(v)]
         out.append(inst)
-    missing = sorted(set(layers) - {i.name for i in out})
-    if missing:
-        raise BuildError(f"layer instances {missing} listed in rtl_manifest.json are not in {top.name}")
     return out
 
 

@@ -1,4 +1,6 @@
-"""Folding: PE/SIMD per layer. Reads and writes FINN's folding_config JSON format."""
+"""Folding: PE/SIMD per layer, then the stream plumbing for that folding
+(:mod:`hw_build.fold.plumbing`). Reads and writes FINN's folding_config JSON format, FIFO
+depths included."""
 
 from __future__ import annotations
 
@@ -11,8 +13,14 @@ from qonnx.custom_op.registry import getCustomOp
 from hw_build.errors import BuildError
 
 
-def layers(model: ModelWrapper) -> list:
+def nodes(model: ModelWrapper) -> list:
+    """The op of every node, the stream plumbing included."""
     return [getCustomOp(n) for n in model.graph.node]
+
+
+def layers(model: ModelWrapper) -> list:
+    """The ops of the network's layers (the nodes that fold), without the stream plumbing."""
+    return [op for op in nodes(model) if not op.plumbing]
 
 
 def bottleneck_cycles(model: ModelWrapper) -> int:
@@ -36,29 +44,42 @@ def weight_style(op, model: ModelWrapper | None = None) -> str | None:
 
 def folding_config(model: ModelWrapper) -> dict:
     """FINN folding_config: {"Defaults": {}, node name: {"PE": .., "SIMD": .., "ram_style": ..}}
-    (ram_style: where the layer's weights went, block RAM or LUTs)."""
+    (ram_style: where the layer's weights went, block RAM or LUTs), every FIFO node with its
+    {"depth": ..}, the other plumbing nodes with {}."""
     cfg: dict = {"Defaults": {}}
-    for op in layers(model):
+    for op in nodes(model):
         cfg[op.onnx_node.name] = op.get_folding()
         style = weight_style(op, model)
         if style is not None:
             cfg[op.onnx_node.name]["ram_style"] = style
+        if op.onnx_node.op_type == "Fifo":
+            cfg[op.onnx_node.name]["depth"] = op.depth()
     return cfg
 
 
-def apply_folding_file(model: ModelWrapper, path: Path) -> ModelWrapper:
+def apply_folding_file(model: ModelWrapper, path: Path, dma_bits: int = 64) -> ModelWrapper:
+    """The layer graph ``model`` folded as the file says, with its stream plumbing; FIFO depths
+    the file gives (``{"depth": N}`` on a FIFO node, as folding.json writes them) are fixed:
+    FIFO sizing keeps them."""
+    from hw_build.fold.plumbing import insert_stream_plumbing, set_fifo_depths
+
     try:
         cfg = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise BuildError(f"cannot read folding file '{path}': {exc}.") from None
+    if not isinstance(cfg, dict) or not all(isinstance(v, dict) for v in cfg.values()):
+        raise BuildError(f"folding file '{path}': expected an object of node name -> {{attribute: value}}.")
     ops = {op.onnx_node.name: op for op in layers(model)}
     problems = []
+    plumbing_entries = {}
     for name, values in cfg.items():
         if name == "Defaults":
             continue
         if name not in ops:
-            problems.append(f"'{name}' is not a layer of this design")
+            plumbing_entries[name] = values   # checked once the plumbing is in the graph
             continue
+        if "depth" in values:
+            problems.append(f"{name}.depth: '{name}' is a layer, not a FIFO")
         options = ops[name].fold_options()
         for attr, value in values.items():
             if attr == "ram_style" and _has_weight_memory(ops[name]):
@@ -73,6 +94,25 @@ def apply_folding_file(model: ModelWrapper, path: Path) -> ModelWrapper:
                 problems.append(f"{name}.{attr}={value} does not divide the layer (allowed: {options[attr]})")
             else:
                 ops[name].set_nodeattr(attr, int(value))
+    # the plumbing follows the folding (the values above that were valid): FIFO entries name it
+    model = insert_stream_plumbing(model, dma_bits)
+    plumbing = {op.onnx_node.name: op for op in nodes(model) if op.plumbing}
+    depths = {}
+    for name, values in plumbing_entries.items():
+        if name not in plumbing:
+            problems.append(f"'{name}' is not a layer of this design")
+            continue
+        is_fifo = plumbing[name].onnx_node.op_type == "Fifo"
+        for attr, value in values.items():
+            if attr == "depth" and is_fifo:
+                if not isinstance(value, int) or value < 0:
+                    problems.append(f"{name}.depth={value!r} is not a FIFO depth (a whole number >= 0)")
+                else:
+                    depths[name] = value
+            else:
+                problems.append(f"{name}.{attr}: {plumbing[name].onnx_node.op_type} node '{name}' has "
+                                f"no setting {attr!r}" + (" (a FIFO takes only 'depth')" if is_fifo else ""))
+    set_fifo_depths(model, depths, fixed=True)
     if problems:
         names = ", ".join(ops)
         raise BuildError(f"folding file '{path}': " + "; ".join(problems) + f". Layers of this design: {names}.")

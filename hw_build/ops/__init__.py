@@ -1,30 +1,48 @@
 """Hardware layers: the qonnx custom-op domain ``hw_build.ops``.
 
 qonnx finds an op class by importing this module (the node's domain) and looking the
-op type up in ``__all__``. Adding a layer: one class file here, one Verilog module in
-hw_build/rtl, one lowering rule.
+op type up in ``__all__``.
+
+Adding a layer means:
+1. one op file here: the class (shapes, ``execute_node``, ``cycles``, ``rtl_module``,
+   ``rtl_params``, ``lookahead`` when it buffers rows), imported and listed below;
+2. one Verilog file in hw_build/rtl (the module named by ``rtl_module``, the library's
+   stream port conventions), with its resource features in hw_build/estimate/cost_model.py;
+3. one lowering rule in hw_build/lower;
+4. tests: a randomized case builder in tests/layer_cases.py and the layer's RTL test.
+
+The stream plumbing (Fifo, WidthConverter, DmaUnpack, TlastQueue) is inserted after folding
+by hw_build.fold.plumbing instead of a lowering rule.
 """
 
 from hw_build.ops.base import DOMAIN, HWLayer
 from hw_build.ops.channels import ChannelConcat, ChannelSplit
+from hw_build.ops.dma_unpack import DmaUnpack
+from hw_build.ops.fifo import Fifo
 from hw_build.ops.label_select import LabelSelect
 from hw_build.ops.mvtu import MVTU
 from hw_build.ops.pool import Pool
 from hw_build.ops.sliding_window import SlidingWindow
 from hw_build.ops.streams import AddStreams, DuplicateStreams, GlobalAccPool
 from hw_build.ops.thresholding import Thresholding
+from hw_build.ops.tlast_queue import TlastQueue
+from hw_build.ops.width_converter import WidthConverter
 
 __all__ = [
     "AddStreams",
     "ChannelConcat",
     "ChannelSplit",
+    "DmaUnpack",
     "DuplicateStreams",
+    "Fifo",
     "GlobalAccPool",
     "LabelSelect",
     "MVTU",
     "Pool",
     "SlidingWindow",
     "Thresholding",
+    "TlastQueue",
+    "WidthConverter",
 ]
 
 LAYER_CLASSES = {name: globals()[name] for name in __all__}

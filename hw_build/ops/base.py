@@ -18,7 +18,19 @@ import numpy as np
 from qonnx.core.datatype import DataType
 from qonnx.custom_op.base import CustomOp
 
+from hw_build.errors import BuildError
+
 DOMAIN = "hw_build.ops"
+
+
+def tensor_dtype(model, tensor: str, fallback: DataType | None = None) -> DataType:
+    """The integer datatype of ``tensor`` in ``model`` (``fallback`` when it has none)."""
+    dt = model.get_tensor_datatype(tensor)
+    if dt is None or not dt.is_integer():
+        if fallback is None:
+            raise BuildError(f"tensor {tensor!r} has no integer datatype; run datatype inference first")
+        return fallback
+    return dt
 
 
 def smallest_int_type(lo: int, hi: int) -> DataType:
@@ -43,6 +55,11 @@ class HWLayer(CustomOp):
     rtl_module: str = ""
     #: folding attributes this layer exposes (FINN folding_config names)
     fold_attrs: tuple[str, ...] = ("PE",)
+    #: stream plumbing (FIFOs, width converters, the DMA adapters) that the fold step inserts
+    #: between the layers (hw_build.fold.plumbing), not a layer of the network
+    plumbing: bool = False
+    #: what synthesis reports this instance as: layer | fifo | converter | other
+    resource_kind: str = "layer"
 
     def get_nodeattr_types(self) -> dict[str, tuple]:
         return {
@@ -105,6 +122,16 @@ class HWLayer(CustomOp):
     def out_stream_bits(self) -> int:
         return self.out_beat_elems() * self.out_dtype().bitwidth()
 
+    def in_width(self, model, index: int = 0) -> int:
+        """Bits per beat of streamed input ``index`` in ``model`` (elements x the tensor's type)."""
+        tensor = [t for t in self.onnx_node.input if t and model.get_initializer(t) is None][index]
+        fallback = self.in_dtype() if index == 0 else None
+        return self.in_beat_elems(index) * tensor_dtype(model, tensor, fallback).bitwidth()
+
+    def out_width(self, model, index: int = 0) -> int:
+        """Bits per beat of output ``index`` in ``model``."""
+        return self.out_beat_elems() * tensor_dtype(model, self.onnx_node.output[index], self.out_dtype()).bitwidth()
+
     def in_beats(self, index: int = 0) -> int:
         """Beats per frame on input ``index``."""
         return int(np.prod(self.in_shape()[1:])) // self.in_beat_elems(index)
@@ -146,6 +173,29 @@ class HWLayer(CustomOp):
         """
         return {}
 
+    def rtl_instance(self, model, name: str, inputs: list[str], outputs: list[str], clk: str, rst: str) -> str:
+        """Verilog of this layer's instance ``name`` between the stream wires ``inputs`` and ``outputs``."""
+        from hw_build.rtl.verilog import stream_instance
+
+        return stream_instance(self.rtl_module, name, self.rtl_params(model), clk, rst, inputs, outputs)
+
+    def instantiated(self) -> bool:
+        """Whether the layer is a module instance (a zero-depth FIFO is only wires)."""
+        return True
+
+    def resources(self, model=None) -> dict[str, float]:
+        """{lut, ff, bram36, dsp} of this layer's instance by the cost model (at the parameters the
+        code generator gives it; ``model`` lets them follow the actual weights and thresholds)."""
+        from hw_build.estimate.cost_model import module_resources
+
+        return module_resources(self.rtl_module, self.rtl_params(model))
+
+    def lookahead(self) -> float:
+        """Share of a frame the layer takes in before its first output (a sliding window needs
+        its window's rows first); summed along the paths into a residual join, it estimates
+        the join FIFO depths before simulation sizes them."""
+        return 0.0
+
     def rtl_memories(self, model) -> dict[str, list[str]]:
         """Memory initialisation files of this layer: file name -> lines of hex words.
 
@@ -160,3 +210,52 @@ class HWLayer(CustomOp):
 
 def bits_for(value: int) -> int:
     return max(1, math.ceil(math.log2(max(2, value + 1))))
+
+
+class StreamPlumbing(HWLayer):
+    """Base of the stream plumbing the fold step inserts between layers (FIFOs, width
+    converters, the DMA adapters): the values pass unchanged, only the beats change; the
+    beat widths and beats per frame are node attributes, set by hw_build.fold.plumbing."""
+
+    plumbing = True
+    fold_attrs = ()
+
+    def get_nodeattr_types(self) -> dict[str, tuple]:
+        attrs = super().get_nodeattr_types()
+        attrs.update({
+            "in_bits": ("i", True, 0),          # bits per input beat
+            "out_bits": ("i", True, 0),         # bits per output beat
+            "in_frame_beats": ("i", True, 0),   # input beats per frame
+            "out_frame_beats": ("i", True, 0),  # output beats per frame
+            # the layer-graph tensor whose stream this serves (the graph input for the DMA side)
+            "edge": ("s", False, ""),
+        })
+        return attrs
+
+    def execute_node(self, context, graph):
+        context[self.onnx_node.output[0]] = np.asarray(context[self.onnx_node.input[0]]).copy()
+
+    def fold_options(self) -> dict[str, list[int]]:
+        return {}
+
+    def in_width(self, model=None, index: int = 0) -> int:
+        return self.get_nodeattr("in_bits")
+
+    def out_width(self, model=None, index: int = 0) -> int:
+        return self.get_nodeattr("out_bits")
+
+    def in_beats(self, index: int = 0) -> int:
+        return self.get_nodeattr("in_frame_beats")
+
+    def out_beats(self) -> int:
+        return self.get_nodeattr("out_frame_beats")
+
+    def in_stream_bits(self, index: int = 0) -> int:
+        return self.get_nodeattr("in_bits")
+
+    def out_stream_bits(self) -> int:
+        return self.get_nodeattr("out_bits")
+
+    def describe(self) -> str:
+        return (f"{self.onnx_node.op_type} of {self.get_nodeattr('edge')}: {self.in_width()} -> "
+                f"{self.out_width()} bits per beat")

@@ -31,6 +31,10 @@ class Pool(HWLayer):
         out = win.max(axis=(2, 4)) if self.get_nodeattr("mode") == "max" else win.sum(axis=(2, 4))
         context[node.output[0]] = out.astype(np.float32)
 
+    def lookahead(self) -> float:
+        """The window's rows but one."""
+        return (self.get_nodeattr("kernel") - 1) / self.in_shape()[1]
+
     def rtl_params(self, model=None) -> dict[str, Any]:
         _, h, w, c = self.in_shape()
         mode_sum = int(self.get_nodeattr("mode") == "sum")

@@ -76,6 +76,12 @@ class SlidingWindow(HWLayer):
         last = max(0, min(last_lo + k - 1, h - 1) - max(last_lo, 0) + 1)
         return max(k + s, first + last)
 
+    def lookahead(self) -> float:
+        """The window's rows below the padding plus one pixel."""
+        _, h, w, _ = self.in_shape()
+        rows = max(self.get_nodeattr("kernel") - self.get_nodeattr("pads")[0], 1)
+        return (rows + 1 / w) / h
+
     def rtl_params(self, model=None) -> dict[str, Any]:
         _, h, w, c = self.in_shape()
         _, oh, ow, _ = self.out_shape()

@@ -1,13 +1,10 @@
-"""Generate the Verilog of a hardware-layer graph: one library module instance per layer,
-stream width converters and FIFOs on the edges, and an AXI-Stream top (``accel_top``).
+"""Generate the Verilog of a plumbed hardware-layer graph: one library module instance per
+node (the layers, and the FIFOs, width converters and DMA adapters that
+:mod:`hw_build.fold.plumbing` inserted) and an AXI-Stream top (``accel_top``).
 
-Everything layer-specific comes from the op class (``rtl_module``, ``rtl_params(model)``,
-``rtl_memories(model)``, beat sizes) and its Verilog module; this file only knows the
-port conventions of the library:
-
-- clock ``clk``, synchronous active-low reset ``rst_n``;
-- one streamed input: ``s_axis_tdata/tvalid/tready``; several: ``s0_axis_*``, ``s1_axis_*``...
-- one output: ``m_axis_*``; several: packed ``m_axis_*`` vectors, output i in slice i.
+Everything node-specific comes from the op class (``rtl_instance``, ``rtl_params(model)``,
+``rtl_memories(model)``, stream widths) and its Verilog module; this file declares one
+stream per tensor (port conventions: :mod:`hw_build.rtl.verilog`) and the top's ports.
 """
 
 from __future__ import annotations
@@ -16,7 +13,6 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from onnx import NodeProto
@@ -25,17 +21,13 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from hw_build.errors import BuildError
-from hw_build.ops.base import DOMAIN, HWLayer
+from hw_build.ops.base import DOMAIN, HWLayer, tensor_dtype
 from hw_build.rtl import library_files, module_closure
 from hw_build.rtl.encoding import verilog_name
+from hw_build.rtl.verilog import stream_instance, stream_wires
 
 TOP_NAME = "accel_top"
 MANIFEST = "rtl_manifest.json"
-#: modules every top uses besides the layers
-TOP_SUPPORT_MODULES = ("fifo", "stream_width_converter", "frame_tlast")
-#: frames whose tlast flags the top can hold (frames in flight between input and label)
-TLAST_QUEUE_DEPTH = 64
-DEFAULT_FIFO_DEPTH = 2
 
 
 # --------------------------------------------------------------------------- graph analysis
@@ -46,7 +38,6 @@ class Endpoint:
     node: NodeProto | None
     port: int
     width: int        # stream width in bits at this end
-    elems: int        # elements per beat at this end
 
 
 @dataclass
@@ -72,15 +63,6 @@ class Graph:
 def streamed_inputs(model: ModelWrapper, node: NodeProto) -> list[str]:
     """Inputs of a node that are streams (not initializers), in port order."""
     return [t for t in node.input if t and model.get_initializer(t) is None]
-
-
-def tensor_dtype(model: ModelWrapper, tensor: str, fallback: DataType | None = None) -> DataType:
-    dt = model.get_tensor_datatype(tensor)
-    if dt is None or not dt.is_integer():
-        if fallback is None:
-            raise BuildError(f"tensor {tensor!r} has no integer datatype; run datatype inference first")
-        return fallback
-    return dt
 
 
 def hw_nodes(model: ModelWrapper) -> list[NodeProto]:
@@ -128,8 +110,7 @@ def analyse(model: ModelWrapper) -> Graph:
     for n in nodes:
         op = ops[n.name]
         for j, t in enumerate(n.output):
-            dt = tensor_dtype(model, t, op.out_dtype())
-            producers[t] = Endpoint(n, j, op.out_beat_elems() * dt.bitwidth(), op.out_beat_elems())
+            producers[t] = Endpoint(n, j, op.out_width(model, j))
     edges: list[Edge] = []
     consumed: dict[str, str] = {}
     streamed: dict[str, list[str]] = {}
@@ -144,18 +125,17 @@ def analyse(model: ModelWrapper) -> Graph:
                 )
             consumed[t] = n.name
             dt = tensor_dtype(model, t, op.in_dtype() if i == 0 else None)
-            elems = op.in_beat_elems(i)
-            width = elems * dt.bitwidth()
+            if op.plumbing:
+                beats = op.in_beats(i)
+            else:
+                beats = int(np.prod(model.get_tensor_shape(t)[1:])) // op.in_beat_elems(i)
             if t == in_name:
-                if dt.bitwidth() != 8:
-                    raise BuildError(f"{n.name}: the pixel input must be consumed as 8-bit elements")
-                prod = Endpoint(None, 0, 0, 0)
+                prod = Endpoint(None, 0, 0)
             elif t in producers:
                 prod = producers[t]
             else:
                 raise BuildError(f"{n.name}: input {t!r} is neither produced by a layer nor the graph input")
-            beats = int(np.prod(model.get_tensor_shape(t)[1:])) // elems
-            edges.append(Edge(t, prod, Endpoint(n, i, width, elems), beats, dt))
+            edges.append(Edge(t, prod, Endpoint(n, i, op.in_width(model, i)), beats, dt))
     for t, prod in producers.items():
         if t not in consumed and t != out_name:
             raise BuildError(f"output {t!r} of layer {prod.node.name!r} is not used by any layer")
@@ -168,94 +148,6 @@ def analyse(model: ModelWrapper) -> Graph:
     if len(set(names)) != len(names):
         raise BuildError("tensor names collide after conversion to Verilog identifiers; rename them")
     return Graph(nodes, ops, edges, in_name, out_name, shape[1:], streamed)
-
-
-@dataclass
-class FifoPlace:
-    """Where an edge's FIFO sits relative to its width converter, and its beat geometry."""
-
-    before_converter: bool   # on the producer side (the converter drains the FIFO)
-    width: int               # bits per FIFO entry
-    beats: int               # beats per frame through the FIFO
-
-
-def fifo_place(e: Edge, dma_bits: int = 64) -> FifoPlace:
-    """The FIFO of an edge goes on the *wider* side of its width converter.
-
-    A converter moves one beat per cycle on its narrow side, so on its wide side it takes
-    (or gives) a beat only every few cycles. A layer that writes wide beats in bursts (a
-    pool emits one beat per input beat on the last row and column of each window, nothing
-    in between) straight into a downsizer is throttled to the downsizer's drain rate
-    during every burst and runs slower than its cycles() (ftbnn_tiny: II 7,644 instead of
-    7,056); behind a FIFO it writes the burst at full speed and the downsizer drains the
-    FIFO while the layer works on. Likewise a wide consumer reads bursts from a FIFO after
-    an upsizer. The wide side also needs fewer, wider entries, which maps better to RAM."""
-    prod_width = dma_bits if e.producer.node is None else e.producer.width
-    if prod_width > e.consumer.width:
-        frame_bits = e.beats * e.consumer.width
-        if e.producer.node is None:
-            return FifoPlace(True, prod_width, -(-frame_bits // prod_width))
-        return FifoPlace(True, prod_width, frame_bits // prod_width)
-    return FifoPlace(False, e.consumer.width, e.beats)
-
-
-def default_fifo_depths(graph: Graph, dma_bits: int = 64) -> dict[str, int]:
-    """Static FIFO depths: 2 on plain edges (registered handshakes, full throughput); a whole
-    frame on both inputs of a residual join, which can never deadlock (one path may have to
-    absorb a whole frame of skew before the other delivers). ``size_fifos`` in
-    :mod:`hw_build.rtl.sim` measures and shrinks them."""
-    depths = {}
-    for e in graph.edges:
-        join = e.consumer.node is not None and len(graph.streamed_inputs[e.consumer.node.name]) > 1
-        depths[e.tensor] = fifo_place(e, dma_bits).beats + 2 if join else DEFAULT_FIFO_DEPTH
-    return depths
-
-
-def frame_fifo_depths(graph: Graph, dma_bits: int = 64) -> dict[str, int]:
-    """A whole frame (plus the two entries of a plain edge) on every edge: no schedule can
-    deadlock or be slowed by FIFO space."""
-    return {e.tensor: fifo_place(e, dma_bits).beats + 2 for e in graph.edges}
-
-
-# --------------------------------------------------------------------------- Verilog text
-def format_param(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    return str(int(value))
-
-
-def instance(module: str, name: str, params: dict[str, Any], clk: str, rst: str,
-             inputs: list[str], outputs: list[str]) -> str:
-    """Text of one module instance; ``inputs``/``outputs`` are stream wire prefixes."""
-    lines = [f"    {module} #("]
-    width = max((len(k) for k in params), default=0)
-    plist = [f"        .{k:<{width}} ({format_param(v)})" for k, v in params.items()]
-    lines.append(",\n".join(plist))
-    lines.append(f"    ) {name} (")
-    conns = [f".clk({clk})", f".rst_n({rst})"]
-    for i, w in enumerate(inputs):
-        port = "s_axis" if len(inputs) == 1 else f"s{i}_axis"
-        conns += [f".{port}_tdata({w}_tdata)", f".{port}_tvalid({w}_tvalid)",
-                  f".{port}_tready({w}_tready)"]
-    if len(outputs) == 1:
-        w = outputs[0]
-        conns += [f".m_axis_tdata({w}_tdata)", f".m_axis_tvalid({w}_tvalid)",
-                  f".m_axis_tready({w}_tready)"]
-    else:
-        rev = outputs[::-1]  # output i is slice i: the concatenation lists the last first
-        for sig in ("tdata", "tvalid", "tready"):
-            conns.append(f".m_axis_{sig}({{{', '.join(f'{w}_{sig}' for w in rev)}}})")
-    lines.append("        " + ",\n        ".join(conns))
-    lines.append("    );")
-    return "\n".join(lines)
-
-
-def stream_wires(prefix: str, width: int) -> str:
-    vec = f"[{width - 1}:0] "
-    pad = " " * len(vec)
-    return (f"    wire {vec}{prefix}_tdata;\n"
-            f"    wire {pad}{prefix}_tvalid;\n"
-            f"    wire {pad}{prefix}_tready;")
 
 
 def write_memories(model: ModelWrapper, ops: dict[str, HWLayer], out_dir: Path) -> list[str]:
@@ -279,156 +171,100 @@ def copy_library(modules: set[str], out_dir: Path) -> list[str]:
 
 
 # --------------------------------------------------------------------------- top
-def generate(model: ModelWrapper, out_dir: Path, dma_bits: int = 64,
-             fifo_depths: dict[str, int] | None = None) -> dict:
+@dataclass
+class Outside:
+    """The top's AXI-Stream ports, as the plumbed graph fixes them."""
+
+    dma_bits: int          # s_axis word width (the TlastQueue's)
+    words_per_frame: int   # DMA words per frame (each frame padded to whole words)
+    label_bits: int        # significant bits of a label
+    out_bits: int          # m_axis width: the label in whole bytes
+
+
+def outside_stream(g: Graph) -> Outside:
+    """The outside stream widths of a plumbed graph; refuses a graph without plumbing."""
+    first = next(e.consumer.node for e in g.edges if e.tensor == g.input_tensor)
+    if first.op_type != "TlastQueue":
+        raise BuildError(f"the graph input {g.input_tensor!r} feeds {first.name!r} ({first.op_type}), not a "
+                         "TlastQueue: the graph has no stream plumbing. Run hw_build.fold.plumbing."
+                         "InsertStreamPlumbing (the fold step does) before generating the RTL")
+    for e in g.edges:
+        if e.producer.node is not None and e.producer.width != e.consumer.width:
+            raise BuildError(f"tensor {e.tensor!r}: {e.producer.node.name} writes {e.producer.width}-bit beats, "
+                             f"{e.consumer.node.name} reads {e.consumer.width}-bit beats; rerun "
+                             "InsertStreamPlumbing after changing the folding")
+    queue = g.ops[first.name]
+    label_bits = g.ops[next(n.name for n in g.nodes if g.output_tensor in n.output)].out_stream_bits()
+    return Outside(queue.in_width(), queue.in_beats(), label_bits, 8 * (-(-label_bits // 8)))
+
+
+def generate(model: ModelWrapper, out_dir: Path) -> dict:
     """Write accel_top.v, the library modules it uses and the memory files into ``out_dir``.
 
-    ``fifo_depths`` maps tensor names to FIFO depths in beats on the FIFO's side of the edge
-    (:func:`fifo_place`; 0: no FIFO); tensors not in it get :func:`default_fifo_depths`.
-    Returns the manifest (also written as rtl_manifest.json) that the simulator and the
-    later steps read.
+    ``model`` is a plumbed graph (the fold step's output); the FIFO depths are its Fifo
+    nodes' ``depth``. Returns the manifest (also written as rtl_manifest.json) that the
+    simulator and the later steps read: every instance with its node, module and parameters.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     g = analyse(model)
-    depths = default_fifo_depths(g, dma_bits)
-    unknown = set(fifo_depths or {}) - set(depths)
-    if unknown:
-        raise BuildError(f"fifo_depths names tensors that are not layer inputs: {sorted(unknown)}")
-    depths.update({k: int(v) for k, v in (fifo_depths or {}).items()})
-    if dma_bits % 8:
-        raise BuildError(f"dma_bits={dma_bits} is not a whole number of bytes")
-
+    outside = outside_stream(g)
     frame_elems = int(np.prod(g.frame_shape))
-    frame_bits = frame_elems * 8
-    words_per_frame = -(-frame_bits // dma_bits)
-    label_op = g.ops[next(n.name for n in g.nodes if g.output_tensor in n.output)]
-    label_bits = label_op.out_stream_bits()
-    out_bits = 8 * (-(-label_bits // 8))
-
-    # wire declarations grouped by tensor, in graph order
-    decls: dict[str, list[str]] = {g.input_tensor: []}
-    for n in g.nodes:
-        for t in n.output:
-            decls[t] = []
-    body: list[str] = []        # edges: converters and FIFOs
-    layer_body: list[str] = []  # layer instances
-    fifos: dict[str, dict] = {}
-    consumer_wire: dict[tuple[str, int], str] = {}
-    in_name = verilog_name(g.input_tensor)
-    consumers = {e.tensor: e for e in g.edges}
-
+    consumer = {e.tensor: e.consumer.node.name for e in g.edges}
+    pixels = verilog_name(g.input_tensor)
+    decls = [f"    // {g.input_tensor}: s_axis -> {consumer[g.input_tensor]}, {outside.dma_bits}-bit DMA words",
+             f"    wire [{outside.dma_bits - 1}:0] {pixels}_tdata = s_axis_tdata;",
+             f"    wire {pixels}_tvalid = s_axis_tvalid;",
+             f"    wire {pixels}_tready;",
+             f"    assign s_axis_tready = {pixels}_tready;"]
+    body, instances = [], []
     for n in g.nodes:
         op = g.ops[n.name]
         for j, t in enumerate(n.output):
             dt = tensor_dtype(model, t, op.out_dtype())
-            w = op.out_beat_elems() * dt.bitwidth()
-            to = consumers[t].consumer.node.name if t in consumers else "m_axis"
-            decls[t].append(f"    // {t}: {n.name} (output {j}) -> {to}, {dt.name}, "
-                            f"{op.out_beat_elems()} per beat")
-            decls[t].append(stream_wires(verilog_name(t), w))
-
-    for e in g.edges:
-        t = verilog_name(e.tensor)
-        node = e.consumer.node
-        place = fifo_place(e, dma_bits)
-        depth = depths[e.tensor]
-        # the chain of an edge: [FIFO] -> [width converter] -> [FIFO], the FIFO (if any) on
-        # the wider side of the converter (see fifo_place)
-        src = f"{t}_dma" if e.producer.node is None else t
-        fifo_at = "before" if place.before_converter else "after"
-        for stage in ("before", "convert", "after"):
-            if stage == fifo_at and depth > 0:
-                decls[e.tensor].append(stream_wires(f"{t}_q", place.width))
-                body.append(instance("fifo", f"{t}_fifo", {"WIDTH": place.width, "DEPTH": depth},
-                                     "ap_clk", "ap_rst_n", [src], [f"{t}_q"]))
-                fifos[e.tensor] = {"instance": f"{t}_fifo", "depth": depth, "width": place.width,
-                                   "before_converter": place.before_converter}
-                src = f"{t}_q"
-            elif stage == "convert" and e.producer.node is None:
-                # DMA words -> pixel beats of the first layer, dropping the pad of each frame
-                decls[e.tensor].append(f"    // {e.tensor}: s_axis -> {node.name}, {e.consumer.elems} pixel(s) "
-                                       "per beat")
-                decls[e.tensor].append(stream_wires(f"{t}_px", e.consumer.width))
-                body.append(f"    // {words_per_frame} words of {dma_bits} bits per {frame_elems}-byte frame")
-                body.append(instance("stream_width_converter", f"{t}_width",
-                                     {"IN_BITS": dma_bits, "OUT_BITS": e.consumer.width,
-                                      "FRAME_BITS": frame_bits},
-                                     "ap_clk", "ap_rst_n", [src], [f"{t}_px"]))
-                src = f"{t}_px"
-            elif stage == "convert" and e.producer.width != e.consumer.width:
-                decls[e.tensor].append(stream_wires(f"{t}_wc", e.consumer.width))
-                body.append(f"    // {e.tensor}: {e.producer.elems} -> {e.consumer.elems} elements per beat")
-                body.append(instance("stream_width_converter", f"{t}_width",
-                                     {"IN_BITS": e.producer.width, "OUT_BITS": e.consumer.width,
-                                      "FRAME_BITS": 0},
-                                     "ap_clk", "ap_rst_n", [src], [f"{t}_wc"]))
-                src = f"{t}_wc"
-        consumer_wire[(node.name, e.consumer.port)] = src
-
-    layers = []
-    modules = set(TOP_SUPPORT_MODULES)
-    for n in g.nodes:
-        op = g.ops[n.name]
+            decls.append(f"\n    // {t}: {n.name} (output {j}) -> {consumer.get(t, 'm_axis')}, {dt.name}, "
+                         f"{op.out_width(model, j)} bits per beat")
+            decls.append(stream_wires(verilog_name(t), op.out_width(model, j)))
         inst = verilog_name(n.name)
-        ins = [consumer_wire[(n.name, i)] for i in range(len(g.streamed_inputs[n.name]))]
-        outs = [verilog_name(t) for t in n.output]
-        params = op.rtl_params(model)
-        layer_body.append(f"    // {op.describe()}, {op.cycles()} cycles per frame")
-        layer_body.append(instance(op.rtl_module, inst, params, "ap_clk", "ap_rst_n", ins, outs))
-        modules.add(op.rtl_module)
-        layers.append({"name": n.name, "op": n.op_type, "module": op.rtl_module, "instance": inst,
-                       "cycles": int(op.cycles()), "params": params})
-
+        ins = [verilog_name(t) for t in g.streamed_inputs[n.name]]
+        body.append(f"\n    // {op.describe()}, {op.cycles()} cycles per frame")
+        body.append(op.rtl_instance(model, inst, ins, [verilog_name(t) for t in n.output], "ap_clk", "ap_rst_n"))
+        if op.instantiated():
+            instances.append({"name": n.name, "op": n.op_type, "module": op.rtl_module, "instance": inst,
+                              "kind": op.resource_kind, "edge": op.get_nodeattr("edge") if op.plumbing else None,
+                              "cycles": int(op.cycles()), "params": op.rtl_params(model),
+                              "feeds": consumer.get(n.output[0])})
     label = verilog_name(g.output_tensor)
-    pad = out_bits - label_bits
+    pad = outside.out_bits - outside.label_bits
     label_data = f"{{{{{pad}{{1'b0}}}}, {label}_tdata}}" if pad else f"{label}_tdata"
+    layers = [i for i in instances if i["kind"] == "layer"]
     text = f"""// Generated by hw_build.rtl.codegen: do not edit (regenerate from the model instead).
 //
-// Streaming dataflow accelerator: {len(g.nodes)} layers.
-// s_axis: {dma_bits}-bit words of raw uint8 pixels, NHWC order, pixel i of a word in bits
+// Streaming dataflow accelerator: {len(layers)} layers.
+// s_axis: {outside.dma_bits}-bit words of raw uint8 pixels, NHWC order, pixel i of a word in bits
 //         [8*i +: 8]; each frame of {frame_elems} pixels ({'x'.join(map(str, g.frame_shape))}) is padded to
-//         {words_per_frame} whole words.
-// m_axis: one {out_bits}-bit label per frame ({label_bits} significant bits); m_axis_tlast is the
+//         {outside.words_per_frame} whole words.
+// m_axis: one {outside.out_bits}-bit label per frame ({outside.label_bits} significant bits); m_axis_tlast is the
 //         s_axis_tlast of that frame's last input word.
 `default_nettype none
 
 module {TOP_NAME} (
     input  wire                ap_clk,
     input  wire                ap_rst_n,
-    input  wire [{dma_bits - 1}:0]         s_axis_tdata,
+    input  wire [{outside.dma_bits - 1}:0]         s_axis_tdata,
     input  wire                s_axis_tvalid,
     output wire                s_axis_tready,
     input  wire                s_axis_tlast,
-    output wire [{out_bits - 1}:0]          m_axis_tdata,
+    output wire [{outside.out_bits - 1}:0]          m_axis_tdata,
     output wire                m_axis_tvalid,
     input  wire                m_axis_tready,
     output wire                m_axis_tlast
 );
-    // ---------------------------------------------------------------- frame boundaries
-    wire tlast_room;
-    wire {in_name}_dma_tready;
-    wire [{dma_bits - 1}:0] {in_name}_dma_tdata = s_axis_tdata;
-    wire {in_name}_dma_tvalid = s_axis_tvalid && tlast_room;
-    assign s_axis_tready = {in_name}_dma_tready && tlast_room;
-
-    frame_tlast #(
-        .WORDS_PER_FRAME ({words_per_frame}),
-        .DEPTH           ({TLAST_QUEUE_DEPTH})
-    ) tlast_queue (
-        .clk(ap_clk), .rst_n(ap_rst_n),
-        .in_fire(s_axis_tvalid && s_axis_tready), .in_tlast(s_axis_tlast), .in_ready(tlast_room),
-        .out_fire(m_axis_tvalid && m_axis_tready), .out_tlast(m_axis_tlast)
-    );
-
     // ---------------------------------------------------------------- streams (by tensor)
-{(chr(10) + chr(10)).join(chr(10).join(d) for d in decls.values() if d)}
+{chr(10).join(decls)}
 
-    // ---------------------------------------------------------------- edges: width converters, FIFOs
+    // ---------------------------------------------------------------- nodes, in graph order
 {chr(10).join(body)}
-
-    // ---------------------------------------------------------------- layers
-{chr(10).join(layer_body)}
 
     // ---------------------------------------------------------------- labels
     assign m_axis_tdata  = {label_data};
@@ -439,22 +275,26 @@ endmodule
 `default_nettype wire
 """
     (out_dir / f"{TOP_NAME}.v").write_text(text)
-    files = copy_library(modules, out_dir) + [f"{TOP_NAME}.v"]
-    memories = write_memories(model, g.ops, out_dir)
+    files = copy_library({i["module"] for i in instances}, out_dir) + [f"{TOP_NAME}.v"]
+    converters = {i["name"] for i in instances if i["kind"] == "converter"}
+    fifos = {i["name"]: {"instance": i["instance"], "depth": i["params"]["DEPTH"], "width": i["params"]["WIDTH"],
+                         "edge": i["edge"], "before_converter": i["feeds"] in converters}
+             for i in instances if i["op"] == "Fifo"}
     manifest = {
         "top": TOP_NAME,
         "files": files,
-        "memories": memories,
-        "dma_bits": dma_bits,
-        "out_bits": out_bits,
-        "label_bits": label_bits,
+        "memories": write_memories(model, g.ops, out_dir),
+        "dma_bits": outside.dma_bits,
+        "out_bits": outside.out_bits,
+        "label_bits": outside.label_bits,
         "frame_shape": g.frame_shape,
         "frame_bytes": frame_elems,
-        "words_per_frame": words_per_frame,
+        "words_per_frame": outside.words_per_frame,
         "input_tensor": g.input_tensor,
         "output_tensor": g.output_tensor,
         "fifos": fifos,
         "layers": layers,
+        "instances": instances,
         "cycles_per_frame": max(lay["cycles"] for lay in layers),
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
@@ -500,7 +340,7 @@ def generate_harness(cases: list[tuple[ModelWrapper, NodeProto]], out_dir: Path,
                           "case": k, "index": j, "tensor": t})
             outs.append(f"c{k}_m{j}")
         body.append(f"    // case {k}: {op.describe()}")
-        body.append(instance(op.rtl_module, inst, op.rtl_params(model), "clk", "rst_n", ins, outs))
+        body.append(stream_instance(op.rtl_module, inst, op.rtl_params(model), "clk", "rst_n", ins, outs))
         modules.add(op.rtl_module)
         for fname, lines in op.rtl_memories(model).items():
             (out_dir / fname).write_text("\n".join(lines) + "\n")

@@ -493,7 +493,7 @@ def simulate_top(rtl_dir: Path, frames_uint8_nhwc: np.ndarray, stall_in: float =
     Returns the labels (int64[N]) and stats: frames, ii_cycles (mean spacing of label
     outputs after the first frame, >= 3 frames recommended), latency_cycles (first input
     word to the first label), cycles_total, tlast (per label), and with ``probe_fifos`` the
-    maximum occupancy of every FIFO (``fifo_max``, by tensor name). s_axis_tlast is set on
+    maximum occupancy of every FIFO (``fifo_max``, by FIFO node name). s_axis_tlast is set on
     the last word of every frame, or (``tlast_every_frame=False``) of the last frame only.
     ``frame_interval`` > 0 limits the source to one frame per that many cycles.
     Raises BuildError on a deadlock or a wrong number of labels.
@@ -528,9 +528,10 @@ def simulate_top(rtl_dir: Path, frames_uint8_nhwc: np.ndarray, stall_in: float =
     return labels, stats
 
 
-def size_fifos(model: ModelWrapper, out_dir: Path, dma_bits: int = 64, frames: np.ndarray | None = None,
+def size_fifos(model: ModelWrapper, out_dir: Path, frames: np.ndarray | None = None,
                seed: int = 0, prove_stalls: float = 0.3) -> dict[str, int]:
-    """Choose the smallest safe FIFO depths and leave the RTL generated with them in ``out_dir``.
+    """Choose the smallest safe depth of every Fifo node of the plumbed ``model``, set it
+    (the nodes' ``depth``) and leave the RTL generated with them in ``out_dir``.
 
     1. generate with deep FIFOs (a whole frame on every edge) and measure the steady-state
        II with the input running free;
@@ -541,22 +542,29 @@ def size_fifos(model: ModelWrapper, out_dir: Path, dma_bits: int = 64, frames: n
     3. depth max(2, m + 1) and prove it: regenerate, simulate with the input free (same
        labels, same II) and with random stalls (no deadlock, same labels); FIFOs are
        doubled and the proof repeated if that fails.
-    Returns the chosen depths (tensor name -> beats).
+    FIFOs whose depth a folding file fixed (``fixed_depth``) keep it throughout.
+    Returns the chosen depths (FIFO node name -> beats).
     """
+    from hw_build.fold.plumbing import fifos, set_fifo_depths
+
     out_dir = Path(out_dir)
     g = codegen.analyse(model)
     if frames is None:
         rng = np.random.default_rng(seed)
         frames = rng.integers(0, 256, size=(4, *g.frame_shape), dtype=np.uint8)
-    deep = codegen.frame_fifo_depths(g, dma_bits)
-    codegen.generate(model, out_dir, dma_bits, deep)
+    ops = fifos(model)
+    fixed = {name: op.depth() for name, op in ops.items() if op.get_nodeattr("fixed_depth")}
+    set_fifo_depths(model, {name: fixed.get(name, op.frame_depth()) for name, op in ops.items()})
+    codegen.generate(model, out_dir)
     # both deep runs use the probing build, so it is compiled once
     ref_labels, ref_stats = simulate_top(out_dir, frames, 0.0, 0.0, seed, probe_fifos=True)
     _, paced = simulate_top(out_dir, frames, 0.0, 0.0, seed, probe_fifos=True,
                             frame_interval=ref_stats["ii_cycles"])
-    depths = {t: max(2, m + 1) for t, m in paced["fifo_max"].items()}
+    depths = {name: fixed.get(name, max(2, m + 1)) for name, m in paced["fifo_max"].items()}
+    depths.update(fixed)   # a fixed zero depth is no FIFO instance, so no probe
     for _ in range(8):
-        codegen.generate(model, out_dir, dma_bits, depths)
+        set_fifo_depths(model, depths)
+        codegen.generate(model, out_dir)
         try:
             labels, stats = simulate_top(out_dir, frames, 0.0, 0.0, seed)
             ok = np.array_equal(labels, ref_labels) and stats["ii_cycles"] <= ref_stats["ii_cycles"] * 1.01 + 1
@@ -568,8 +576,10 @@ def size_fifos(model: ModelWrapper, out_dir: Path, dma_bits: int = 64, frames: n
         if ok:
             return depths
         # a schedule the measurement did not see needed more room: grow every FIFO
-        depths = {t: d * 2 for t, d in depths.items()}
-    raise BuildError("could not find FIFO depths that simulate without deadlock; check the residual paths")
+        depths = {name: d if name in fixed else d * 2 for name, d in depths.items()}
+    why = f" with the depths the folding file fixed ({fixed})" if fixed else ""
+    raise BuildError(f"could not find FIFO depths that simulate without deadlock{why}; check the residual "
+                     "paths" + (" or give those FIFOs more depth" if fixed else ""))
 
 
 # --------------------------------------------------------------------------- single layers

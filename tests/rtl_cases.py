@@ -1,4 +1,6 @@
-"""Small builders of single hardware-layer models, for RTL tests and experiments.
+"""Test fixtures (not part of the compiler): small builders of single hardware-layer models
+and whole hardware graphs, for the RTL tests, the lint tests and the cost-model calibration
+sweep (benchmarks/calibrate_cost_model.py).
 
 Each ``*_case`` function returns ``(model, node, inputs)``: a qonnx ModelWrapper holding
 one ``hw_build.ops`` node (tensor shapes, datatypes and initializers set), the node, and
@@ -41,7 +43,7 @@ def make_model(op_type: str, name: str, inputs: list[tuple[str, list[int], str]]
         [helper.make_tensor_value_info(t, TensorProto.FLOAT, s) for t, s, _ in inputs],
         [helper.make_tensor_value_info(t, TensorProto.FLOAT, s) for t, s, _ in outputs],
     )
-    model = ModelWrapper(helper.make_model(graph, producer_name="hw_build.rtl.testing"))
+    model = ModelWrapper(helper.make_model(graph, producer_name="tests.rtl_cases"))
     for t, _shape, dt in inputs + outputs:
         model.set_tensor_datatype(t, DataType[dt])
     for t, (value, dt) in initializers.items():
@@ -235,7 +237,7 @@ def make_graph(name: str, input_tensor: tuple[str, list[int]], output_tensor: tu
         value_info=[helper.make_tensor_value_info(t, TensorProto.FLOAT, s) for t, (s, _) in tensors.items()
                     if t not in (input_tensor[0], output_tensor[0])],
     )
-    model = ModelWrapper(helper.make_model(graph, producer_name="hw_build.rtl.testing"))
+    model = ModelWrapper(helper.make_model(graph, producer_name="tests.rtl_cases"))
     for t, (_, dt) in tensors.items():
         model.set_tensor_datatype(t, DataType[dt])
     for t, (value, dt) in inits.items():
@@ -344,6 +346,23 @@ def burst_graph(rng: np.random.Generator) -> ModelWrapper:
     return make_graph("burst", ("pixels", t["pixels"][0]), ("label", t["label"][0]), layers, t)
 
 
+def plumbed(model: ModelWrapper, dma_bits: int = 64, depths: dict[str, int] | None = None) -> ModelWrapper:
+    """``model`` with its stream plumbing (what the fold step adds), FIFO depths overridden by
+    ``depths`` (FIFO node name -> depth)."""
+    from hw_build.fold.plumbing import insert_stream_plumbing, set_fifo_depths
+
+    model = insert_stream_plumbing(model, dma_bits)
+    set_fifo_depths(model, depths or {})
+    return model
+
+
+def generate(model: ModelWrapper, out_dir, dma_bits: int = 64, depths: dict[str, int] | None = None) -> dict:
+    """Plumb ``model`` and generate its accelerator top in ``out_dir`` (the manifest)."""
+    from hw_build.rtl import codegen
+
+    return codegen.generate(plumbed(model, dma_bits, depths), out_dir)
+
+
 def execute_graph(model: ModelWrapper, frames_uint8_nhwc: np.ndarray) -> np.ndarray:
     """Labels (int64[N]) of the Python execution of a hardware-layer graph."""
     from qonnx.core.onnx_exec import execute_onnx
@@ -364,7 +383,8 @@ def plumbing_harness(blocks: list[tuple[str, dict[str, int]]], out_dir) -> dict:
     output ``c{k}_m``. Returns {"top", "ports", "files"} like codegen.generate_harness."""
     from pathlib import Path
 
-    from hw_build.rtl.codegen import copy_library, instance
+    from hw_build.rtl.codegen import copy_library
+    from hw_build.rtl.verilog import stream_instance
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -378,7 +398,7 @@ def plumbing_harness(blocks: list[tuple[str, dict[str, int]]], out_dir) -> dict:
         decls += [f"    input  wire [{w_in - 1}:0] c{k}_s_tdata", f"    input  wire c{k}_s_tvalid",
                   f"    output wire c{k}_s_tready", f"    output wire [{w_out - 1}:0] c{k}_m_tdata",
                   f"    output wire c{k}_m_tvalid", f"    input  wire c{k}_m_tready"]
-        body.append(instance(module, f"c{k}_{module}", params, "clk", "rst_n", [f"c{k}_s"], [f"c{k}_m"]))
+        body.append(stream_instance(module, f"c{k}_{module}", params, "clk", "rst_n", [f"c{k}_s"], [f"c{k}_m"]))
     text = ("`default_nettype none\n\nmodule plumbing (\n" + ",\n".join(decls) + "\n);\n"
             + "\n".join(body) + "\nendmodule\n\n`default_nettype wire\n")
     (out_dir / "plumbing.v").write_text(text)

@@ -1,0 +1,57 @@
+"""FIFO on a stream edge (fifo.v): first-word-fall-through, ``depth`` beats of ``in_bits``.
+
+The fold step puts one on every edge between layers (on the wider side of a width
+converter, see hw_build.fold.plumbing); the rtl step sizes ``depth`` by simulation
+(``hw_build.rtl.sim.size_fifos``) unless a folding file fixed it (``fixed_depth``).
+Depth 0 is no FIFO at all: the edge is wires.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hw_build.ops.base import StreamPlumbing
+
+#: depth of a FIFO on a plain edge: two registers, full throughput, registered handshakes
+DEFAULT_DEPTH = 2
+
+
+class Fifo(StreamPlumbing):
+    rtl_module = "fifo"
+    resource_kind = "fifo"
+
+    def get_nodeattr_types(self):
+        attrs = super().get_nodeattr_types()
+        attrs.update({"depth": ("i", False, DEFAULT_DEPTH),
+                      # 1: the depth came from a folding file and FIFO sizing keeps it
+                      "fixed_depth": ("i", False, 0)})
+        return attrs
+
+    def depth(self) -> int:
+        return int(self.get_nodeattr("depth"))
+
+    def frame_depth(self) -> int:
+        """A whole frame plus the two entries of a plain edge: no schedule can deadlock or be
+        slowed by this FIFO's space."""
+        return self.in_beats() + 2
+
+    def rtl_params(self, model=None) -> dict[str, Any]:
+        return {"WIDTH": self.get_nodeattr("in_bits"), "DEPTH": self.depth()}
+
+    def instantiated(self) -> bool:
+        return self.depth() > 0
+
+    def rtl_instance(self, model, name, inputs, outputs, clk, rst) -> str:
+        if not self.instantiated():
+            from hw_build.rtl.verilog import stream_assign
+
+            return stream_assign(outputs[0], inputs[0])
+        return super().rtl_instance(model, name, inputs, outputs, clk, rst)
+
+    def resources(self, model=None) -> dict[str, float]:
+        if not self.instantiated():
+            return {"lut": 0.0, "ff": 0.0, "bram36": 0.0, "dsp": 0.0}
+        return super().resources(model)
+
+    def describe(self) -> str:
+        return f"Fifo of {self.get_nodeattr('edge')}: {self.depth()} x {self.get_nodeattr('in_bits')} bits"

@@ -1,0 +1,16 @@
+"""Width converter between two layers whose beats differ (stream_width_converter.v with
+FRAME_BITS = 0): the little-endian bit stream cut into ``out_bits`` beats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hw_build.ops.base import StreamPlumbing
+
+
+class WidthConverter(StreamPlumbing):
+    rtl_module = "stream_width_converter"
+    resource_kind = "converter"
+
+    def rtl_params(self, model=None) -> dict[str, Any]:
+        return {"IN_BITS": self.get_nodeattr("in_bits"), "OUT_BITS": self.get_nodeattr("out_bits"), "FRAME_BITS": 0}
