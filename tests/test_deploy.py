@@ -327,7 +327,7 @@ def tfc_build(tmp_path_factory) -> Path:
     from filelock import FileLock
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from hw_build import boards, flow
+    from hw_build import flow
     from hw_build.rtl import codegen
 
     # under xdist every worker has its own basetemp inside the run's folder: share the parent
@@ -337,7 +337,7 @@ def tfc_build(tmp_path_factory) -> Path:
     with FileLock(str(root / "deploy_tfc_w1a1.lock")):
         if not (out / "rtl" / "accel_top.v").exists():
             flow.build(flow.Options(model="tfc_w1a1", board="pynq-z2", output=out, until="fold"))
-            codegen.generate(ModelWrapper(str(out / "dataflow.onnx")), out / "rtl", boards.get("pynq-z2").dma_bits)
+            codegen.generate(ModelWrapper(str(out / "dataflow.onnx")), out / "rtl")
     return out
 
 

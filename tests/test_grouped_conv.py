@@ -26,12 +26,12 @@ from hw_build.execute import execute_dataflow
 from hw_build.lower import MAX_GROUPS, lower
 from hw_build.ops.base import divisors
 from hw_build.rtl import sim
-from tests import rtl_cases as T
 from hw_build.streamline.check import assert_integer_only
 from hw_build.streamline.move import MoveAffinePastLinear
 from hw_build.streamline.types import InferIntegerTypes
 from quant_models.ftbnn import FTBNN
 from quant_models.resnet import ResNetSpec
+from tests import rtl_cases as T
 from tests.bnn_pynq_fixtures import export, is_top1, torch_scores
 from tests.graph_builders import GraphBuilder, copy_model, node_types, run
 from tests.residual_models import randomize

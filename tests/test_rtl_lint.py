@@ -29,9 +29,9 @@ def test_plumbing_instances_lint_clean(tmp_path):
 
 
 @pytest.mark.parametrize("graph,dma_bits,depths", [
-    (T.chain_graph, 64, None), (T.residual_graph, 32, {"shortcut": 17}), (T.chain_graph, 8, {"conv": 0})])
+    (T.chain_graph, 64, None), (T.residual_graph, 32, {"shortcut_fifo": 17}), (T.chain_graph, 8, {"conv_fifo": 0})])
 def test_generated_top_lints_clean(tmp_path, graph, dma_bits, depths):
-    codegen.generate(graph(np.random.default_rng(0)), tmp_path, dma_bits, depths)
+    T.generate(graph(np.random.default_rng(0)), tmp_path, dma_bits, depths)
     assert tools.lint(tmp_path) == []
 
 

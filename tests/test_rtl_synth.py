@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hw_build.rtl import codegen, library_files, tools
+from hw_build.rtl import library_files, tools
 from tests import rtl_cases as T
 
 STAT_SAMPLE = """
@@ -39,7 +39,7 @@ def test_cell_counts_are_summarised():
 
 
 def test_generated_top_synthesizes(tmp_path):
-    codegen.generate(T.chain_graph(np.random.default_rng(0)), tmp_path, 64)
+    T.generate(T.chain_graph(np.random.default_rng(0)), tmp_path, 64)
     result = tools.synth(tmp_path)
     assert result["lut"] > 300 and result["ff"] > 300
     assert result["dsp"] == 0            # binary layers need no multipliers
@@ -63,6 +63,6 @@ def test_every_library_module_synthesizes(tmp_path):
 
 @pytest.mark.slow
 def test_residual_top_synthesizes(tmp_path):
-    codegen.generate(T.residual_graph(np.random.default_rng(0)), tmp_path, 32)
+    T.generate(T.residual_graph(np.random.default_rng(0)), tmp_path, 32)
     result = tools.synth(tmp_path)
     assert result["lut"] > 100
