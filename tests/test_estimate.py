@@ -52,6 +52,21 @@ def test_estimate_reproduces_calibration_data(module):
     assert abs(bram_est - bram_ref) <= tol["module_total"] * max(bram_ref, 2), (module, bram_est, bram_ref)
 
 
+def test_one_memory_rule_places_and_prices():
+    """The ROM placement (rom_style) and the cost model's block RAM count are the same rule: the
+    shapes where the placement once counted whole RAMB36 of one aspect ratio (32768 x 128: 120,
+    Yosys 114; 9 x 16: 1, Yosys one RAMB18) now price as Yosys maps them."""
+    from hw_build.rtl import memory
+
+    assert cost_model.bram36 is memory.bram36
+    assert memory.bram36(32768, 128) == 114 and memory.bram36(9, 16) == 0.5
+    assert memory.bram36(512, 80) == 1.5 and memory.bram36(4096, 10) == 1.5 and memory.bram36(2048, 40) == 2.5
+    # placement weighs the same prices: 256 x 300 is 1,200 LUTs or 4.5 BRAM36 (1,152 LUT-equivalents)
+    assert memory.rom_logic_luts(256, 300) == 1200 and memory.bram36(256, 300) == 4.5
+    assert memory.rom_style(256, 300) == "block" and memory.rom_style(64, 8) == "distributed"
+    assert memory.rom_style(256, 300, "distributed") == "distributed"
+
+
 def test_block_ram_tiling():
     assert cost_model.bram36(1024, 24) == 1.0        # 1K x 36 (or two 1K x 18 halves)
     assert cost_model.bram36(512, 36) == 0.5         # one RAMB18 in 512 x 36

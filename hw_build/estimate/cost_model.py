@@ -20,7 +20,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from hw_build.rtl.encoding import RAMB36_SHAPES
+from hw_build.rtl.memory import bram36, rom_logic_luts
 
 COEFFICIENTS = Path(__file__).with_name("coefficients.json")
 #: resource keys of a module estimate
@@ -31,33 +31,9 @@ KEYS = ("lut", "ff", "bram36", "dsp")
 #: ``instance_mean``
 TOLERANCE = {"module_total": 0.15, "instance_mean": 0.25}
 
-#: (depth, width) shapes of a RAMB18E1 and a RAMB36E1 in simple-dual-port / ROM use
-RAMB18_SHAPES = [(16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)]
-
-
 # --------------------------------------------------------------------------- memories
 def clog2(n: int) -> int:
     return max(0, math.ceil(math.log2(n))) if n > 1 else 0
-
-
-def bram36(depth: int, width: int) -> float:
-    """Block RAMs (RAMB18 = 0.5) of a depth x width memory. Like Yosys, the width is covered by
-    slices of any RAMB18/RAMB36 shapes (each slice stacked deep enough for ``depth``), the
-    cheapest combination: 128 bits x 32K words = 14 slices of 4K x 9 (8 RAMB36 each) plus one
-    of 16K x 2 (2) = 114 RAMB36, not 128."""
-    if depth * width == 0:
-        return 0.0
-    return _bram_cover(depth, width)
-
-
-@functools.lru_cache(maxsize=4096)
-def _bram_cover(depth: int, width: int) -> float:
-    tiles = [(size * math.ceil(depth / d), w) for shapes, size in ((RAMB18_SHAPES, 0.5), (RAMB36_SHAPES, 1.0))
-             for d, w in shapes]
-    best = [0.0] + [math.inf] * width          # best[b]: cheapest cover of b bits
-    for b in range(1, width + 1):
-        best[b] = min(cost + best[max(0, b - w)] for cost, w in tiles)
-    return best[width]
 
 
 def lutram_luts(depth: int, width: int) -> float:
@@ -69,16 +45,6 @@ def lutram_luts(depth: int, width: int) -> float:
         return 4.0 * math.ceil(width / 3)
     banks = math.ceil(depth / 64)
     return 4.0 * banks * math.ceil(width / 3) + width * math.ceil((banks - 1) / 3)
-
-
-def rom_logic_luts(depth: int, width: int) -> float:
-    """LUTs of a ROM in logic with random contents: one LUT6 per bit per 64 words (the F7/F8
-    multiplexers join up to four) and a 4:1 multiplexer LUT per bit per further 256 words."""
-    if depth <= 1:
-        return 0.0
-    if depth <= 64:
-        return float(width)
-    return width * (math.ceil(depth / 64) + math.ceil(depth / 256) - 1)
 
 
 #: memories of at most this many bits stay in flip-flops (Yosys's logic mapping is cheaper)

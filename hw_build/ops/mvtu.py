@@ -108,7 +108,8 @@ class MVTU(HWLayer):
         context[node.output[0]] = acc.reshape([n] + self.out_shape()[1:]).astype(np.float32)
 
     def rtl_params(self, model=None) -> dict[str, Any]:
-        from hw_build.rtl.encoding import int_range, rom_style, signed_bits, verilog_name
+        from hw_build.rtl.encoding import int_range, signed_bits, verilog_name
+        from hw_build.rtl.memory import rom_style
 
         w_dtype = DataType[self.get_nodeattr("w_dtype")]
         in_dtype = self.in_dtype()

@@ -24,7 +24,8 @@ class Thresholding(HWLayer):
         context[node.output[0]] = out.astype(np.float32)
 
     def rtl_params(self, model=None) -> dict[str, Any]:
-        from hw_build.rtl.encoding import int_range, rom_style, signed_bits, verilog_name
+        from hw_build.rtl.encoding import int_range, signed_bits, verilog_name
+        from hw_build.rtl.memory import rom_style
 
         in_dtype = self.in_dtype()
         if in_dtype.name == "BIPOLAR":

@@ -135,31 +135,3 @@ def unpack_stream(beats: list[int], dtype: DataType, elems_per_beat: int) -> np.
         dtype=np.int64,
     )
     return decode_codes(codes, dtype)
-
-
-#: LUTs one 36-kbit block RAM is worth when choosing where a ROM goes (LUTs are the scarcer
-#: resource on the Zynq-7000 parts: the xc7z020 has 53,200 LUTs and 140 BRAM36)
-LUTS_PER_BRAM36 = 256
-
-
-#: (depth, width) aspect ratios of a 7-series RAMB36 used as a ROM / simple dual-port RAM
-RAMB36_SHAPES = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72))
-
-
-def rom_bram36(depth: int, width: int) -> int:
-    """BRAM36 of a depth x width ROM in one aspect ratio for all its columns (the best one).
-    Narrow deep memories use the deep shapes: the 1M x 1 weight ROM of a fully folded LFC
-    layer is 32 BRAM36, not the 2048 that counting only 512 x 72 tiles gives."""
-    return min(-(-width // w) * -(-depth // d) for d, w in RAMB36_SHAPES)
-
-
-def rom_style(depth: int, width: int, requested: str = "auto") -> str:
-    """Where a ROM should go: "block" or "distributed" (LUTs). ``requested`` (a layer's
-    ``mem_style``) wins unless it is "auto"; then the cheaper estimate does: a LUT ROM
-    costs one LUT6 per output bit per 64 words, a block ROM :func:`rom_bram36`."""
-    if requested in ("block", "distributed"):
-        return requested
-    if requested in ("lut", "lutram"):
-        return "distributed"
-    luts = width * -(-depth // 64)
-    return "block" if luts > LUTS_PER_BRAM36 * rom_bram36(depth, width) else "distributed"
