@@ -70,11 +70,6 @@ def ram_choice(depth: int, width: int) -> str:
 Features = dict[str, float]
 
 
-def _p(params: dict, key: str, default: int = 0) -> int:
-    v = params.get(key, default)
-    return int(v) if not isinstance(v, str) else default
-
-
 def _ram(depth: int, width: int, prefix: str, lut: Features, ff: Features) -> float:
     """Features of an auto-mapped memory with a registered read; returns its block RAMs."""
     where = ram_choice(depth, width)
@@ -108,15 +103,15 @@ def _rom(depth: int, width: int, style: str, prefix: str, lut: Features, ff: Fea
 
 
 def mvtu_features(p: dict) -> tuple[Features, Features, float, float]:
-    mw, mh, pe, simd = _p(p, "MW", 1), _p(p, "MH", 1), _p(p, "PE", 1), _p(p, "SIMD", 1)
-    binary = _p(p, "BINARY", 1)
-    in_bits, w_bits, acc = _p(p, "IN_BITS", 1), _p(p, "W_BITS", 1), _p(p, "ACC_BITS", 1)
-    nth, out_bits = _p(p, "NUM_THRESH"), _p(p, "OUT_BITS", 1)
+    mw, mh, pe, simd = p["MW"], p["MH"], p["PE"], p["SIMD"]
+    binary = p["BINARY"]
+    in_bits, w_bits, acc = p["IN_BITS"], p["W_BITS"], p["ACC_BITS"]
+    nth, out_bits = p["NUM_THRESH"], p["OUT_BITS"]
     sf, nf = max(1, mw // simd), max(1, mh // pe)
     lut: Features = {"const": 1.0}
     ff: Features = {"const": 1.0, "counters": clog2(sf) + clog2(nf) + clog2(sf * nf)}
     lut["counters"] = ff["counters"]
-    bram = _rom(sf * nf, pe * simd * w_bits, str(p.get("WEIGHT_STYLE", "auto")), "w", lut, ff)
+    bram = _rom(sf * nf, pe * simd * w_bits, p["WEIGHT_STYLE"], "w", lut, ff)
     if binary and "w_rom" in lut and sf * nf <= 32:
         # Yosys moves the ROM's output register to its address: a weight bit is then a
         # function of at most 5 address bits, which shares its LUT6 with the XNOR
@@ -133,7 +128,7 @@ def mvtu_features(p: dict) -> tuple[Features, Features, float, float]:
         lut["tree_root"] = pe * acc
     else:
         pw = in_bits + w_bits + 2
-        if _p(p, "W_BIPOLAR") or _p(p, "IN_BIPOLAR"):
+        if p["W_BIPOLAR"] or p["IN_BIPOLAR"]:
             lut["negate"] = terms * pw
         elif min(w_bits, in_bits) <= 3:
             lut["shift_add"] = terms * pw * min(w_bits, in_bits)
@@ -144,7 +139,7 @@ def mvtu_features(p: dict) -> tuple[Features, Features, float, float]:
     lut["acc"] = pe * acc
     ff["acc"] = 2 * pe * acc
     if nth:
-        bram += _rom(nf, pe * nth * acc, str(p.get("THRESH_STYLE", "auto")), "th", lut, ff)
+        bram += _rom(nf, pe * nth * acc, p["THRESH_STYLE"], "th", lut, ff)
         lut["compare" if nf > 1 else "compare_const"] = pe * nth * acc
         if nth > 1:
             lut["level_count"] = pe * nth
@@ -153,10 +148,10 @@ def mvtu_features(p: dict) -> tuple[Features, Features, float, float]:
 
 
 def sliding_window_features(p: dict) -> tuple[Features, Features, float, float]:
-    w, c, k, stride = _p(p, "IFM_W", 1), _p(p, "C", 1), _p(p, "K", 1), _p(p, "STRIDE", 1)
-    simd, bits = _p(p, "SIMD", 1), _p(p, "BITS", 1)
-    nrows = _p(p, "NROWS", k + stride)
-    h, pad_t, pad_l = _p(p, "IFM_H", 1), _p(p, "PAD_T"), _p(p, "PAD_L")
+    w, c, k, stride = p["IFM_W"], p["C"], p["K"], p["STRIDE"]
+    simd, bits = p["SIMD"], p["BITS"]
+    nrows = p["NROWS"]
+    h, pad_t, pad_l = p["IFM_H"], p["PAD_T"], p["PAD_L"]
     cf = max(1, c // simd)
     depth = nrows * w * cf
     word = simd * bits
@@ -171,7 +166,7 @@ def sliding_window_features(p: dict) -> tuple[Features, Features, float, float]:
                      # the next slot is a remainder modulo NROWS: free for a power of two
                      "slot_mod": 0 if nrows & (nrows - 1) == 0 else rw * rw,
                      # output-position counters and their end-of-range compares
-                     "out_counters": clog2(_p(p, "OFM_H", 1)) + clog2(_p(p, "OFM_W", 1)) + clog2(cf) + 2 * clog2(k),
+                     "out_counters": clog2(p["OFM_H"]) + clog2(p["OFM_W"]) + clog2(cf) + 2 * clog2(k),
                      "stride_arith": rw if stride > 1 else 0}
     ff: Features = {"const": 1.0, "addr": aw, "word": word, "row_arith": rw}
     bram = _ram(depth, word, "buf", lut, ff)
@@ -179,14 +174,14 @@ def sliding_window_features(p: dict) -> tuple[Features, Features, float, float]:
 
 
 def thresholding_features(p: dict) -> tuple[Features, Features, float, float]:
-    c, pe, in_bits = _p(p, "C", 1), _p(p, "PE", 1), _p(p, "IN_BITS", 1)
-    nth, t_bits, out_bits = _p(p, "NUM_THRESH", 1), _p(p, "T_BITS", 1), _p(p, "OUT_BITS", 1)
+    c, pe, in_bits = p["C"], p["PE"], p["IN_BITS"]
+    nth, t_bits, out_bits = p["NUM_THRESH"], p["T_BITS"], p["OUT_BITS"]
     folds = max(1, c // pe)
-    style = str(p.get("THRESH_STYLE", "auto"))
+    style = p["THRESH_STYLE"]
     lut: Features = {"const": 1.0, "fold": clog2(folds)}
     ff: Features = {"const": 1.0, "fold": clog2(folds), "out": pe * out_bits}
     bram = 0.0
-    if _p(p, "SEARCH"):
+    if p["SEARCH"]:
         levels = clog2(nth + 1)
         for k in range(levels):
             # each lane keeps only its own slice of its stage ROM
@@ -204,12 +199,12 @@ def thresholding_features(p: dict) -> tuple[Features, Features, float, float]:
 
 
 def pool_features(p: dict) -> tuple[Features, Features, float, float]:
-    w, c, k, pe = _p(p, "IFM_W", 1), _p(p, "C", 1), _p(p, "K", 1), _p(p, "PE", 1)
-    out_bits = _p(p, "OUT_BITS", 1)
+    w, c, k, pe = p["IFM_W"], p["C"], p["K"], p["PE"]
+    out_bits = p["OUT_BITS"]
     words = max(1, w // k) * max(1, c // pe)
     word = pe * out_bits
     # the partial-result line has an asynchronous read port: LUT RAM (or FFs when tiny)
-    lut: Features = {"const": 1.0, "counters": clog2(words) + clog2(w) + clog2(_p(p, "IFM_H", 1)),
+    lut: Features = {"const": 1.0, "counters": clog2(words) + clog2(w) + clog2(p["IFM_H"]),
                      "combine": word}
     ff: Features = {"const": 1.0, "counters": lut["counters"], "out": word}
     if words * word <= FF_MEMORY_BITS or words <= 2:
@@ -221,34 +216,34 @@ def pool_features(p: dict) -> tuple[Features, Features, float, float]:
 
 
 def add_streams_features(p: dict) -> tuple[Features, Features, float, float]:
-    pe, out_bits = _p(p, "PE", 1), _p(p, "OUT_BITS", 1)
+    pe, out_bits = p["PE"], p["OUT_BITS"]
     return {"const": 1.0, "adder": pe * out_bits}, {"const": 1.0, "out": pe * out_bits}, 0.0, 0.0
 
 
 def duplicate_streams_features(p: dict) -> tuple[Features, Features, float, float]:
-    n = _p(p, "NUM_OUTPUTS", 2)
+    n = p["NUM_OUTPUTS"]
     return {"const": 1.0, "outputs": n}, {"const": 1.0, "outputs": n}, 0.0, 0.0
 
 
 def channel_split_features(p: dict) -> tuple[Features, Features, float, float]:
     # a demultiplexer: data is wiring; beat/group counters and one valid gate per output
-    n, beats = _p(p, "NUM_OUTPUTS", 2), _p(p, "GROUP_BEATS", 1)
+    n, beats = p["NUM_OUTPUTS"], p["GROUP_BEATS"]
     counters = clog2(beats) + clog2(n)
     return {"const": 1.0, "counters": counters, "outputs": n}, {"const": 1.0, "counters": counters}, 0.0, 0.0
 
 
 def channel_concat_features(p: dict) -> tuple[Features, Features, float, float]:
     # a 2:1 multiplexer of WIDTH bits and a beat counter
-    counter = clog2(_p(p, "BEATS0", 1) + _p(p, "BEATS1", 1))
-    return ({"const": 1.0, "mux": _p(p, "WIDTH", 1), "counter": counter},
+    counter = clog2(p["BEATS0"] + p["BEATS1"])
+    return ({"const": 1.0, "mux": p["WIDTH"], "counter": counter},
             {"const": 1.0, "counter": counter}, 0.0, 0.0)
 
 
 def global_acc_pool_features(p: dict) -> tuple[Features, Features, float, float]:
-    c, pe, out_bits = _p(p, "C", 1), _p(p, "PE", 1), _p(p, "OUT_BITS", 1)
+    c, pe, out_bits = p["C"], p["PE"], p["OUT_BITS"]
     words = max(1, c // pe)
     word = pe * out_bits
-    lut: Features = {"const": 1.0, "adder": word, "counters": clog2(words) + clog2(_p(p, "PIXELS", 1))}
+    lut: Features = {"const": 1.0, "adder": word, "counters": clog2(words) + clog2(p["PIXELS"])}
     ff: Features = {"const": 1.0, "out": word, "counters": lut["counters"]}
     if words * word <= FF_MEMORY_BITS or words <= 2:
         lut["acc_ff"] = words * word
@@ -259,15 +254,15 @@ def global_acc_pool_features(p: dict) -> tuple[Features, Features, float, float]
 
 
 def label_select_features(p: dict) -> tuple[Features, Features, float, float]:
-    c, pe = _p(p, "C", 1), _p(p, "PE", 1)
-    score = _p(p, "SCORE_BITS", 1)
+    c, pe = p["C"], p["PE"]
+    score = p["SCORE_BITS"]
     folds = max(1, c // pe)
     lut: Features = {"const": 1.0, "compare": pe * score, "counters": clog2(folds)}
-    ff: Features = {"const": 1.0, "scores": pe * score, "x": pe * _p(p, "IN_BITS", 1)}
+    ff: Features = {"const": 1.0, "scores": pe * score, "x": pe * p["IN_BITS"]}
     dsp = 0.0
-    if _p(p, "AFFINE"):
-        a_bits, in_bits = _p(p, "A_BITS", 1), _p(p, "IN_BITS", 1)
-        _rom(folds, pe * (a_bits + _p(p, "B_BITS", 1)), "distributed", "ab", lut, ff)
+    if p["AFFINE"]:
+        a_bits, in_bits = p["A_BITS"], p["IN_BITS"]
+        _rom(folds, pe * (a_bits + p["B_BITS"]), "distributed", "ab", lut, ff)
         if min(a_bits, in_bits) > 3 and max(a_bits, in_bits) > 8:
             dsp = float(pe)
             lut["affine_add"] = pe * score
@@ -277,7 +272,7 @@ def label_select_features(p: dict) -> tuple[Features, Features, float, float]:
 
 
 def fifo_features(p: dict) -> tuple[Features, Features, float, float]:
-    width, depth = _p(p, "WIDTH", 1), _p(p, "DEPTH", 2)
+    width, depth = p["WIDTH"], p["DEPTH"]
     if depth == 2:
         # two registers, the head fed by a 3:1 multiplexer (fifo.v g_regs)
         return {"const": 1.0, "regs2_mux": width}, {"const": 1.0, "regs2": 2 * width}, 0.0, 0.0
@@ -290,7 +285,7 @@ def fifo_features(p: dict) -> tuple[Features, Features, float, float]:
 
 
 def stream_width_converter_features(p: dict) -> tuple[Features, Features, float, float]:
-    i, o, frame = _p(p, "IN_BITS", 1), _p(p, "OUT_BITS", 1), _p(p, "FRAME_BITS")
+    i, o, frame = p["IN_BITS"], p["OUT_BITS"], p["FRAME_BITS"]
     keep = i if frame == 0 or frame % i == 0 else frame % i
     padded = keep != i
     beats = clog2(-(-frame // i)) if frame else 0
@@ -324,7 +319,7 @@ def stream_width_converter_features(p: dict) -> tuple[Features, Features, float,
 
 
 def frame_tlast_features(p: dict) -> tuple[Features, Features, float, float]:
-    words, depth = _p(p, "WORDS_PER_FRAME", 1), _p(p, "DEPTH", 2)
+    words, depth = p["WORDS_PER_FRAME"], p["DEPTH"]
     lut: Features = {"const": 1.0, "counter": clog2(words), "queue": depth}
     ff: Features = {"const": 1.0, "counter": clog2(words), "queue": depth}
     return lut, ff, 0.0, 0.0
@@ -365,10 +360,22 @@ def save_coefficients(coeffs: dict, meta: dict | None = None) -> None:
     _stored.cache_clear()
 
 
+@functools.lru_cache(maxsize=1)
+def records() -> dict[str, type]:
+    """Library module -> the typed parameter record of the op class that instantiates it."""
+    from hw_build.ops import LAYER_CLASSES
+
+    return {cls.rtl_module: cls.rtl_record for cls in LAYER_CLASSES.values()}
+
+
 def module_resources(module: str, params: dict, coeffs: dict | None = None) -> dict[str, float]:
-    """{lut, ff, bram36, dsp} of one instance of library ``module`` with ``params``."""
+    """{lut, ff, bram36, dsp} of one instance of library ``module`` with ``params`` (every
+    parameter of the module's record, no defaults: a missing one is an error, not a guess)."""
+    from hw_build.ops.base import check_rtl_record
+
     if module not in FEATURES:
         raise KeyError(f"no cost model for RTL module {module!r}; add one to {__name__}")
+    check_rtl_record(records()[module], params, f"cost model of {module}")
     lut_f, ff_f, bram, dsp = FEATURES[module](params)
     c = (coeffs if coeffs is not None else coefficients()).get(module, {})
     lut = sum(v * c.get("lut", {}).get(k, 1.0) for k, v in lut_f.items())

@@ -48,8 +48,30 @@ __all__ = [
 LAYER_CLASSES = {name: globals()[name] for name in __all__}
 
 
+def check_rtl_records() -> None:
+    """Every layer class has a typed parameter record whose fields are its Verilog module's
+    ``parameter`` list: a parameter renamed on one side fails loudly here, at import."""
+    from dataclasses import fields
+
+    from hw_build.rtl import module_parameters
+
+    for name, cls in LAYER_CLASSES.items():
+        if cls.rtl_record is None:
+            raise ImportError(f"hw_build.ops.{name} has no rtl_record (the typed parameters of {cls.rtl_module}.v)")
+        have = {f.name for f in fields(cls.rtl_record)}
+        want = set(module_parameters(cls.rtl_module))
+        if have != want:
+            raise ImportError(
+                f"hw_build.ops.{name}.rtl_record ({cls.rtl_record.__name__}) does not match the parameters of "
+                f"hw_build/rtl/{cls.rtl_module}.v: only in the record {sorted(have - want)}, only in the Verilog "
+                f"{sorted(want - have)}; rename one side")
+
+
+check_rtl_records()
+
+
 def is_hw_node(node) -> bool:
     return node.domain == DOMAIN
 
 
-__all__ += ["DOMAIN", "HWLayer", "LAYER_CLASSES", "is_hw_node"]
+__all__ += ["DOMAIN", "HWLayer", "LAYER_CLASSES", "check_rtl_records", "is_hw_node"]

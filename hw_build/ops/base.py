@@ -12,6 +12,7 @@ Conventions every layer (and its Verilog module) follows:
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,9 @@ class HWLayer(CustomOp):
 
     #: name of the Verilog module implementing this layer (file hw_build/rtl/<module>.v)
     rtl_module: str = ""
+    #: typed record (a dataclass) of that module's parameters: one field per Verilog parameter,
+    #: ``int`` or ``str`` (hw_build.ops.check_rtl_records holds it to the Verilog at import)
+    rtl_record: type | None = None
     #: folding attributes this layer exposes (FINN folding_config names)
     fold_attrs: tuple[str, ...] = ("PE",)
     #: stream plumbing (FIFOs, width converters, the DMA adapters) that the fold step inserts
@@ -164,14 +168,22 @@ class HWLayer(CustomOp):
         return max(self.in_beats(), self.out_beats())
 
     # ----- RTL
-    def rtl_params(self, model=None) -> dict[str, Any]:
-        """Verilog parameters of this layer's module instance (ints and strings).
+    def rtl_param_values(self, model=None) -> dict[str, Any]:
+        """Verilog parameters of this layer's module instance (ints and strings), in the order the
+        instance lists them; every field of ``rtl_record``, nothing else.
 
         ``model`` (the ModelWrapper holding the node) is needed by layers whose parameters
         depend on initializers (threshold counts, coefficient widths); without it they
         fall back to bounds derived from the node attributes alone.
         """
-        return {}
+        raise NotImplementedError(f"{type(self).__name__} defines no RTL parameters")
+
+    def rtl_params(self, model=None) -> dict[str, Any]:
+        """:meth:`rtl_param_values`, checked against the typed record ``rtl_record`` (whose
+        fields the library check holds to the Verilog module's ``parameter`` list): a missing,
+        unknown or mistyped parameter fails here instead of being priced or instantiated wrongly."""
+        values = self.rtl_param_values(model)
+        return check_rtl_record(self.rtl_record, values, f"{self.onnx_node.op_type} {self.onnx_node.name}")
 
     def rtl_instance(self, model, name: str, inputs: list[str], outputs: list[str], clk: str, rst: str) -> str:
         """Verilog of this layer's instance ``name`` between the stream wires ``inputs`` and ``outputs``."""
@@ -206,6 +218,21 @@ class HWLayer(CustomOp):
     def describe(self) -> str:
         fold = ", ".join(f"{k}={v}" for k, v in self.get_folding().items())
         return f"{self.onnx_node.op_type} {self.in_shape()} -> {self.out_shape()} ({fold})"
+
+
+def check_rtl_record(record: type, values: dict[str, Any], what: str) -> dict[str, Any]:
+    """``values`` as parameters of ``record``: exactly its fields, each of its type (int or str)."""
+    names = [f.name for f in fields(record)]
+    missing, unknown = sorted(set(names) - set(values)), sorted(set(values) - set(names))
+    if missing or unknown:
+        raise TypeError(f"{what}: RTL parameters do not match {record.__name__} (missing {missing}, unknown {unknown})")
+    for f in fields(record):
+        want = str if f.type in (str, "str") else int
+        v = values[f.name]
+        if not isinstance(v, want) or isinstance(v, bool):
+            raise TypeError(f"{what}: RTL parameter {f.name}={v!r} is not {want.__name__} ({record.__name__})")
+    record(**values)
+    return dict(values)
 
 
 def bits_for(value: int) -> int:

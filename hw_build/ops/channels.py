@@ -10,11 +10,21 @@ Both layers only move beats: one beat per cycle, no arithmetic, any element type
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from hw_build.ops.base import HWLayer, divisors
+
+
+@dataclass(frozen=True)
+class ChannelSplitParams:
+    """Parameters of channel_split.v (checked against its parameter list when the library loads)."""
+
+    WIDTH: int
+    NUM_OUTPUTS: int
+    GROUP_BEATS: int
 
 
 class ChannelSplit(HWLayer):
@@ -25,6 +35,7 @@ class ChannelSplit(HWLayer):
     one group and is passed unchanged to that group's output."""
 
     rtl_module = "channel_split"
+    rtl_record = ChannelSplitParams
 
     def get_nodeattr_types(self):
         attrs = super().get_nodeattr_types()
@@ -49,13 +60,22 @@ class ChannelSplit(HWLayer):
         for g, out in enumerate(self.onnx_node.output):
             context[out] = np.ascontiguousarray(x[..., g * cg:(g + 1) * cg])
 
-    def rtl_params(self, model=None) -> dict[str, Any]:
+    def rtl_param_values(self, model=None) -> dict[str, Any]:
         pe = self.get_nodeattr("PE")
         return {
             "WIDTH": pe * self.in_dtype().bitwidth(),
             "NUM_OUTPUTS": self.get_nodeattr("num_outputs"),
             "GROUP_BEATS": self.group_channels() // pe,
         }
+
+
+@dataclass(frozen=True)
+class ChannelConcatParams:
+    """Parameters of channel_concat.v (checked against its parameter list when the library loads)."""
+
+    WIDTH: int
+    BEATS0: int
+    BEATS1: int
 
 
 class ChannelConcat(HWLayer):
@@ -68,6 +88,7 @@ class ChannelConcat(HWLayer):
     C0 and C1, so every output beat is one input beat."""
 
     rtl_module = "channel_concat"
+    rtl_record = ChannelConcatParams
 
     def get_nodeattr_types(self):
         attrs = super().get_nodeattr_types()
@@ -98,7 +119,7 @@ class ChannelConcat(HWLayer):
         a, b = (self.input_array(context, i) for i in range(2))
         context[self.onnx_node.output[0]] = np.concatenate([a, b], axis=-1).astype(np.float32)
 
-    def rtl_params(self, model=None) -> dict[str, Any]:
+    def rtl_param_values(self, model=None) -> dict[str, Any]:
         if model is not None:
             b_dtype = model.get_tensor_datatype(self.onnx_node.input[1])
             if b_dtype != self.in_dtype():

@@ -8,6 +8,7 @@ Depth 0 is no FIFO at all: the edge is wires.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from hw_build.ops.base import StreamPlumbing
@@ -16,8 +17,17 @@ from hw_build.ops.base import StreamPlumbing
 DEFAULT_DEPTH = 2
 
 
+@dataclass(frozen=True)
+class FifoParams:
+    """Parameters of fifo.v (checked against its parameter list when the library loads)."""
+
+    WIDTH: int
+    DEPTH: int
+
+
 class Fifo(StreamPlumbing):
     rtl_module = "fifo"
+    rtl_record = FifoParams
     resource_kind = "fifo"
 
     def get_nodeattr_types(self):
@@ -35,7 +45,7 @@ class Fifo(StreamPlumbing):
         slowed by this FIFO's space."""
         return self.in_beats() + 2
 
-    def rtl_params(self, model=None) -> dict[str, Any]:
+    def rtl_param_values(self, model=None) -> dict[str, Any]:
         return {"WIDTH": self.get_nodeattr("in_bits"), "DEPTH": self.depth()}
 
     def instantiated(self) -> bool:

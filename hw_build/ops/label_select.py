@@ -7,6 +7,7 @@ Input ``[N, ..., C]`` (classes on the last axis), output ``[N, 1]``. ``PE`` scor
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,8 +15,25 @@ import numpy as np
 from hw_build.ops.base import HWLayer, divisors
 
 
+@dataclass(frozen=True)
+class LabelSelectParams:
+    """Parameters of label_select.v (checked against its parameter list when the library loads)."""
+
+    C: int
+    PE: int
+    IN_BITS: int
+    IN_SIGNED: int
+    AFFINE: int
+    A_BITS: int
+    B_BITS: int
+    SCORE_BITS: int
+    OUT_BITS: int
+    AFFINE_FILE: str
+
+
 class LabelSelect(HWLayer):
     rtl_module = "label_select"
+    rtl_record = LabelSelectParams
 
     def get_nodeattr_types(self):
         attrs = super().get_nodeattr_types()
@@ -44,7 +62,7 @@ class LabelSelect(HWLayer):
         labels = np.argmax(self.scores(x, context), axis=-1)
         context[self.onnx_node.output[0]] = labels.reshape(-1, 1).astype(np.float32)
 
-    def rtl_params(self, model=None) -> dict[str, Any]:
+    def rtl_param_values(self, model=None) -> dict[str, Any]:
         from hw_build.rtl.encoding import int_range, signed_bits, verilog_name
 
         in_dtype = self.in_dtype()

@@ -18,6 +18,7 @@ Cycles per frame: ``num_vectors * (MH/PE) * (MW/SIMD)``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,8 +43,33 @@ def threshold_levels(acc: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class MvtuParams:
+    """Parameters of mvtu.v (checked against its parameter list when the library loads)."""
+
+    MW: int
+    MH: int
+    PE: int
+    SIMD: int
+    BINARY: int
+    IN_BITS: int
+    IN_SIGNED: int
+    IN_BIPOLAR: int
+    W_BITS: int
+    W_SIGNED: int
+    W_BIPOLAR: int
+    ACC_BITS: int
+    NUM_THRESH: int
+    OUT_BITS: int
+    WEIGHTS_FILE: str
+    THRESH_FILE: str
+    WEIGHT_STYLE: str
+    THRESH_STYLE: str
+
+
 class MVTU(HWLayer):
     rtl_module = "mvtu"
+    rtl_record = MvtuParams
     fold_attrs = ("PE", "SIMD")
 
     def get_nodeattr_types(self):
@@ -107,7 +133,7 @@ class MVTU(HWLayer):
             acc = threshold_levels(acc, context[node.input[2]])
         context[node.output[0]] = acc.reshape([n] + self.out_shape()[1:]).astype(np.float32)
 
-    def rtl_params(self, model=None) -> dict[str, Any]:
+    def rtl_param_values(self, model=None) -> dict[str, Any]:
         from hw_build.rtl.encoding import int_range, signed_bits, verilog_name
         from hw_build.rtl.memory import rom_style
 

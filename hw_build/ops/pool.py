@@ -6,6 +6,7 @@ Rows/columns that do not fill a whole window are dropped (ONNX floor mode).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,8 +14,24 @@ import numpy as np
 from hw_build.ops.base import HWLayer
 
 
+@dataclass(frozen=True)
+class PoolParams:
+    """Parameters of pool.v (checked against its parameter list when the library loads)."""
+
+    IFM_H: int
+    IFM_W: int
+    C: int
+    K: int
+    PE: int
+    IN_BITS: int
+    OUT_BITS: int
+    SIGNED: int
+    MODE_SUM: int
+
+
 class Pool(HWLayer):
     rtl_module = "pool"
+    rtl_record = PoolParams
 
     def get_nodeattr_types(self):
         attrs = super().get_nodeattr_types()
@@ -35,7 +52,7 @@ class Pool(HWLayer):
         """The window's rows but one."""
         return (self.get_nodeattr("kernel") - 1) / self.in_shape()[1]
 
-    def rtl_params(self, model=None) -> dict[str, Any]:
+    def rtl_param_values(self, model=None) -> dict[str, Any]:
         _, h, w, c = self.in_shape()
         mode_sum = int(self.get_nodeattr("mode") == "sum")
         in_dtype = self.in_dtype()

@@ -8,6 +8,7 @@ integer in the input's own encoding: binary convs pad with the bit for -1, i.e. 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,28 @@ import numpy as np
 from hw_build.ops.base import HWLayer, divisors
 
 
+@dataclass(frozen=True)
+class SlidingWindowParams:
+    """Parameters of sliding_window.v (checked against its parameter list when the library loads)."""
+
+    IFM_H: int
+    IFM_W: int
+    C: int
+    K: int
+    STRIDE: int
+    PAD_T: int
+    PAD_L: int
+    OFM_H: int
+    OFM_W: int
+    SIMD: int
+    BITS: int
+    PAD_VALUE: int
+    NROWS: int
+
+
 class SlidingWindow(HWLayer):
     rtl_module = "sliding_window"
+    rtl_record = SlidingWindowParams
     fold_attrs = ("SIMD",)
 
     def get_nodeattr_types(self):
@@ -82,7 +103,7 @@ class SlidingWindow(HWLayer):
         rows = max(self.get_nodeattr("kernel") - self.get_nodeattr("pads")[0], 1)
         return (rows + 1 / w) / h
 
-    def rtl_params(self, model=None) -> dict[str, Any]:
+    def rtl_param_values(self, model=None) -> dict[str, Any]:
         _, h, w, c = self.in_shape()
         _, oh, ow, _ = self.out_shape()
         top, left, _, _ = self.get_nodeattr("pads")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -9,10 +10,19 @@ import numpy as np
 from hw_build.ops.base import HWLayer
 
 
+@dataclass(frozen=True)
+class DuplicateStreamsParams:
+    """Parameters of duplicate_streams.v (checked against its parameter list when the library loads)."""
+
+    WIDTH: int
+    NUM_OUTPUTS: int
+
+
 class DuplicateStreams(HWLayer):
     """Copies one stream to ``num_outputs`` streams (each output sees every beat)."""
 
     rtl_module = "duplicate_streams"
+    rtl_record = DuplicateStreamsParams
 
     def get_nodeattr_types(self):
         attrs = super().get_nodeattr_types()
@@ -24,14 +34,27 @@ class DuplicateStreams(HWLayer):
         for out in self.onnx_node.output:
             context[out] = x.copy()
 
-    def rtl_params(self, model=None) -> dict[str, Any]:
+    def rtl_param_values(self, model=None) -> dict[str, Any]:
         return {"WIDTH": self.in_stream_bits(), "NUM_OUTPUTS": self.get_nodeattr("num_outputs")}
+
+
+@dataclass(frozen=True)
+class AddStreamsParams:
+    """Parameters of add_streams.v (checked against its parameter list when the library loads)."""
+
+    PE: int
+    A_BITS: int
+    A_SIGNED: int
+    B_BITS: int
+    B_SIGNED: int
+    OUT_BITS: int
 
 
 class AddStreams(HWLayer):
     """``out = a + b`` element-wise on two equally shaped integer streams."""
 
     rtl_module = "add_streams"
+    rtl_record = AddStreamsParams
 
     def get_nodeattr_types(self):
         attrs = super().get_nodeattr_types()
@@ -42,7 +65,7 @@ class AddStreams(HWLayer):
         a, b = (np.rint(self.input_array(context, i)).astype(np.int64) for i in range(2))
         context[self.onnx_node.output[0]] = (a + b).astype(np.float32)
 
-    def rtl_params(self, model=None) -> dict[str, Any]:
+    def rtl_param_values(self, model=None) -> dict[str, Any]:
         from qonnx.core.datatype import DataType
 
         a_dtype = self.in_dtype()
@@ -58,16 +81,29 @@ class AddStreams(HWLayer):
         }
 
 
+@dataclass(frozen=True)
+class GlobalAccPoolParams:
+    """Parameters of global_acc_pool.v (checked against its parameter list when the library loads)."""
+
+    PIXELS: int
+    C: int
+    PE: int
+    IN_BITS: int
+    SIGNED: int
+    OUT_BITS: int
+
+
 class GlobalAccPool(HWLayer):
     """Sum over all pixels per channel: ``[N, H, W, C] -> [N, 1, 1, C]``."""
 
     rtl_module = "global_acc_pool"
+    rtl_record = GlobalAccPoolParams
 
     def execute_node(self, context, graph):
         x = np.rint(self.input_array(context)).astype(np.int64)
         context[self.onnx_node.output[0]] = x.sum(axis=(1, 2), keepdims=True).astype(np.float32)
 
-    def rtl_params(self, model=None) -> dict[str, Any]:
+    def rtl_param_values(self, model=None) -> dict[str, Any]:
         in_dtype = self.in_dtype()
         if in_dtype.name == "BIPOLAR":
             raise ValueError(f"{self.onnx_node.name}: GlobalAccPool RTL takes integer inputs, not BIPOLAR")

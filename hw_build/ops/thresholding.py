@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,8 +15,25 @@ from hw_build.ops.base import HWLayer
 from hw_build.ops.mvtu import threshold_levels
 
 
+@dataclass(frozen=True)
+class ThresholdingParams:
+    """Parameters of thresholding.v (checked against its parameter list when the library loads)."""
+
+    C: int
+    PE: int
+    IN_BITS: int
+    IN_SIGNED: int
+    NUM_THRESH: int
+    T_BITS: int
+    OUT_BITS: int
+    SEARCH: int
+    THRESH_FILE: str
+    THRESH_STYLE: str
+
+
 class Thresholding(HWLayer):
     rtl_module = "thresholding"
+    rtl_record = ThresholdingParams
 
     def execute_node(self, context, graph):
         node = self.onnx_node
@@ -23,7 +41,7 @@ class Thresholding(HWLayer):
         out = threshold_levels(x, context[node.input[1]])
         context[node.output[0]] = out.astype(np.float32)
 
-    def rtl_params(self, model=None) -> dict[str, Any]:
+    def rtl_param_values(self, model=None) -> dict[str, Any]:
         from hw_build.rtl.encoding import int_range, signed_bits, verilog_name
         from hw_build.rtl.memory import rom_style
 

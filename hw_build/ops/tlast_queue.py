@@ -6,6 +6,7 @@ holds the input back instead of losing a flag."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from hw_build.ops.base import StreamPlumbing
@@ -14,8 +15,17 @@ from hw_build.ops.base import StreamPlumbing
 DEFAULT_DEPTH = 64
 
 
+@dataclass(frozen=True)
+class FrameTlastParams:
+    """Parameters of frame_tlast.v (checked against its parameter list when the library loads)."""
+
+    WORDS_PER_FRAME: int
+    DEPTH: int
+
+
 class TlastQueue(StreamPlumbing):
     rtl_module = "frame_tlast"
+    rtl_record = FrameTlastParams
     resource_kind = "other"
 
     def get_nodeattr_types(self):
@@ -23,7 +33,7 @@ class TlastQueue(StreamPlumbing):
         attrs["depth"] = ("i", False, DEFAULT_DEPTH)
         return attrs
 
-    def rtl_params(self, model=None) -> dict[str, Any]:
+    def rtl_param_values(self, model=None) -> dict[str, Any]:
         return {"WORDS_PER_FRAME": self.get_nodeattr("in_frame_beats"), "DEPTH": self.get_nodeattr("depth")}
 
     def rtl_instance(self, model, name, inputs, outputs, clk, rst) -> str:

@@ -8,6 +8,8 @@ code generator, Verilator simulation, lint and Yosys synthesis helpers.
 
 from __future__ import annotations
 
+import functools
+import re
 from pathlib import Path
 
 LIBRARY_DIR = Path(__file__).resolve().parent
@@ -18,14 +20,28 @@ def library_files() -> dict[str, Path]:
     return {p.stem: p for p in sorted(LIBRARY_DIR.glob("*.v"))}
 
 
-#: library modules other modules instantiate (copied along with them)
-MODULE_DEPENDENCIES: dict[str, tuple[str, ...]] = {
-    "frame_tlast": ("fifo",),
-    "mvtu": ("adder_tree", "rom"),
-    "thresholding": ("rom", "adder_tree"),
-    "label_select": ("rom",),
-    "stream_width_converter": ("stream_downsizer", "stream_upsizer"),
-}
+def _module_text(module: str) -> str:
+    lib = library_files()
+    if module not in lib:
+        raise KeyError(f"no Verilog module {module!r} in the RTL library ({LIBRARY_DIR})")
+    text = lib[module].read_text()
+    return re.sub(r"//[^\n]*|/\*.*?\*/", "", text, flags=re.S)
+
+
+@functools.cache
+def module_parameters(module: str) -> tuple[str, ...]:
+    """The ``parameter`` names of library module ``module``'s header, in order."""
+    text = _module_text(module)
+    m = re.search(rf"\bmodule\s+{module}\s*#\s*\((.*?)\)\s*\(", text, re.S)
+    return tuple(re.findall(r"\bparameter\s+(?:integer\s+)?(\w+)", m.group(1))) if m else ()
+
+
+@functools.cache
+def module_dependencies(module: str) -> tuple[str, ...]:
+    """The library modules ``module`` instantiates (read from its Verilog)."""
+    lib = library_files()
+    found = re.findall(r"^\s*(\w+)\s*#\s*\(", _module_text(module), re.M)
+    return tuple(sorted({m for m in found if m in lib and m != module}))
 
 
 def module_closure(modules: list[str] | set[str] | tuple[str, ...]) -> list[str]:
@@ -35,5 +51,5 @@ def module_closure(modules: list[str] | set[str] | tuple[str, ...]) -> list[str]
         m = todo.pop()
         if m not in done:
             done.add(m)
-            todo.extend(MODULE_DEPENDENCIES.get(m, ()))
+            todo.extend(module_dependencies(m))
     return sorted(done)
