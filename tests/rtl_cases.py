@@ -205,6 +205,43 @@ def label_select_case(rng: np.random.Generator, name: str, classes: int, pe: int
     return model, node, [x]
 
 
+def channel_split_case(rng: np.random.Generator, name: str, h: int, w: int, c: int, groups: int, pe: int, dtype: str,
+               frames: int = 3) -> Case:
+    cg = c // groups
+    attrs = dict(PE=pe, num_outputs=groups, in_shape=[1, h, w, c], out_shape=[1, h, w, cg],
+                 in_dtype=dtype, out_dtype=dtype)
+    model, node = make_model("ChannelSplit", name, [(f"{name}_in", [1, h, w, c], dtype)],
+                               [(f"{name}_out{g}", [1, h, w, cg], dtype) for g in range(groups)], attrs)
+    return model, node, [random_values(rng, DataType[dtype], [frames, h, w, c])]
+
+
+def channel_concat_case(rng: np.random.Generator, name: str, h: int, w: int, c0: int, c1: int, pe: int, dtype: str,
+                frames: int = 3) -> Case:
+    attrs = dict(PE=pe, in1_channels=c1, in_shape=[1, h, w, c0], out_shape=[1, h, w, c0 + c1],
+                 in_dtype=dtype, out_dtype=dtype)
+    model, node = make_model("ChannelConcat", name, [(f"{name}_a", [1, h, w, c0], dtype),
+                                                       (f"{name}_b", [1, h, w, c1], dtype)],
+                               [(f"{name}_out", [1, h, w, c0 + c1], dtype)], attrs)
+    dt = DataType[dtype]
+    return model, node, [random_values(rng, dt, [frames, h, w, c0]), random_values(rng, dt, [frames, h, w, c1])]
+
+
+#: the randomized case builder of every layer op type (tests/test_plumbing.py checks that each
+#: layer class in hw_build.ops has one: adding a layer means adding its builder here)
+CASE_BUILDERS: dict[str, Any] = {
+    "AddStreams": add_case,
+    "ChannelConcat": channel_concat_case,
+    "ChannelSplit": channel_split_case,
+    "DuplicateStreams": duplicate_case,
+    "GlobalAccPool": global_acc_pool_case,
+    "LabelSelect": label_select_case,
+    "MVTU": mvtu_case,
+    "Pool": pool_case,
+    "SlidingWindow": sliding_window_case,
+    "Thresholding": thresholding_case,
+}
+
+
 # --------------------------------------------------------------------------- whole graphs
 def assert_layer_runs_match(runs: dict[str, list], k: int, expected: list[np.ndarray]) -> None:
     """Case ``k`` of every stall run (``sim.simulate_layers`` results per run label) produced

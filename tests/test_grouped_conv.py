@@ -141,36 +141,15 @@ def test_too_many_groups_is_a_build_error():
 
 
 # ---------------------------------------------------------------- RTL of the new layers
-def split_case(rng: np.random.Generator, name: str, h: int, w: int, c: int, groups: int, pe: int, dtype: str,
-               frames: int = 3) -> T.Case:
-    cg = c // groups
-    attrs = dict(PE=pe, num_outputs=groups, in_shape=[1, h, w, c], out_shape=[1, h, w, cg],
-                 in_dtype=dtype, out_dtype=dtype)
-    model, node = T.make_model("ChannelSplit", name, [(f"{name}_in", [1, h, w, c], dtype)],
-                               [(f"{name}_out{g}", [1, h, w, cg], dtype) for g in range(groups)], attrs)
-    return model, node, [T.random_values(rng, DataType[dtype], [frames, h, w, c])]
-
-
-def concat_case(rng: np.random.Generator, name: str, h: int, w: int, c0: int, c1: int, pe: int, dtype: str,
-                frames: int = 3) -> T.Case:
-    attrs = dict(PE=pe, in1_channels=c1, in_shape=[1, h, w, c0], out_shape=[1, h, w, c0 + c1],
-                 in_dtype=dtype, out_dtype=dtype)
-    model, node = T.make_model("ChannelConcat", name, [(f"{name}_a", [1, h, w, c0], dtype),
-                                                       (f"{name}_b", [1, h, w, c1], dtype)],
-                               [(f"{name}_out", [1, h, w, c0 + c1], dtype)], attrs)
-    dt = DataType[dtype]
-    return model, node, [T.random_values(rng, dt, [frames, h, w, c0]), T.random_values(rng, dt, [frames, h, w, c1])]
-
-
 def build_cases() -> dict[str, T.Case]:
     rng = np.random.default_rng(SEED)
     cases = {
-        "split_g2_pe1": split_case(rng, "split_g2_pe1", 2, 3, 4, 2, 1, "INT3"),
-        "split_g4_full": split_case(rng, "split_g4_full", 3, 2, 8, 4, 2, "BINARY"),
-        "split_g3_odd": split_case(rng, "split_g3_odd", 2, 2, 9, 3, 3, "UINT4"),
-        "concat_pe1": concat_case(rng, "concat_pe1", 2, 3, 2, 2, 1, "UINT2"),
-        "concat_uneven": concat_case(rng, "concat_uneven", 3, 2, 6, 3, 3, "INT4"),
-        "concat_wide": concat_case(rng, "concat_wide", 2, 2, 16, 8, 8, "BINARY"),
+        "split_g2_pe1": T.channel_split_case(rng, "split_g2_pe1", 2, 3, 4, 2, 1, "INT3"),
+        "split_g4_full": T.channel_split_case(rng, "split_g4_full", 3, 2, 8, 4, 2, "BINARY"),
+        "split_g3_odd": T.channel_split_case(rng, "split_g3_odd", 2, 2, 9, 3, 3, "UINT4"),
+        "concat_pe1": T.channel_concat_case(rng, "concat_pe1", 2, 3, 2, 2, 1, "UINT2"),
+        "concat_uneven": T.channel_concat_case(rng, "concat_uneven", 3, 2, 6, 3, 3, "INT4"),
+        "concat_wide": T.channel_concat_case(rng, "concat_wide", 2, 2, 16, 8, 8, "BINARY"),
     }
     for k in range(3):
         groups = int(rng.choice([2, 3, 4, 5]))
@@ -178,11 +157,11 @@ def build_cases() -> dict[str, T.Case]:
         pe = int(rng.choice(divisors(c // groups)))
         h, w = int(rng.integers(1, 5)), int(rng.integers(1, 5))
         dtype = str(rng.choice(["BINARY", "UINT3", "INT5", "BIPOLAR"]))
-        cases[f"split_rand{k}"] = split_case(rng, f"split_rand{k}", h, w, c, groups, pe, dtype)
+        cases[f"split_rand{k}"] = T.channel_split_case(rng, f"split_rand{k}", h, w, c, groups, pe, dtype)
         cg = int(rng.choice([1, 2, 3, 4]))
         c0, c1 = cg * int(rng.integers(1, 4)), cg * int(rng.integers(1, 3))
         pe = int(rng.choice(divisors(cg)))
-        cases[f"concat_rand{k}"] = concat_case(rng, f"concat_rand{k}", h, w, c0, c1, pe, dtype)
+        cases[f"concat_rand{k}"] = T.channel_concat_case(rng, f"concat_rand{k}", h, w, c0, c1, pe, dtype)
     return cases
 
 

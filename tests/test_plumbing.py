@@ -4,6 +4,8 @@ Python execution unchanged, and idempotent after refolding."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from qonnx.custom_op.registry import getCustomOp
 
@@ -54,3 +56,81 @@ def test_rerun_after_refolding_replaces_the_plumbing():
         [(n.op_type, n.name, list(n.input)) for n in fresh.graph.node]
     stripped = again.transform(RemoveStreamPlumbing())
     assert [list(n.input) for n in stripped.graph.node] == [list(n.input) for n in _chain().graph.node]
+
+
+def test_every_op_class_has_a_record_a_module_and_a_test_builder():
+    """What adding a layer means (hw_build/ops/__init__.py): an op class with a typed record of
+    its Verilog module's parameters, and a randomized case builder in tests/rtl_cases.py (the
+    plumbing modules are exercised by tests/test_rtl_plumbing.py and the generated tops)."""
+    from hw_build.ops import LAYER_CLASSES
+    from hw_build.rtl import library_files
+
+    for name, cls in LAYER_CLASSES.items():
+        assert cls.rtl_module in library_files() and cls.rtl_record is not None, name
+        assert cls.plumbing or name in T.CASE_BUILDERS, f"{name} has no case builder in tests/rtl_cases.py"
+
+
+def test_a_renamed_parameter_fails_loudly(monkeypatch):
+    import dataclasses
+
+    import pytest
+
+    from hw_build.ops import LAYER_CLASSES, check_rtl_records, fifo
+
+    renamed = dataclasses.make_dataclass("FifoParams", [("WIDTH", int), ("ENTRIES", int)], frozen=True)
+    monkeypatch.setattr(fifo.Fifo, "rtl_record", renamed)
+    assert LAYER_CLASSES["Fifo"] is fifo.Fifo
+    with pytest.raises(ImportError, match=r"only in the record \['ENTRIES'\], only in the Verilog \['DEPTH'\]"):
+        check_rtl_records()
+    # and an op whose values miss a record field cannot be instantiated or priced
+    design = T.plumbed(_chain(), 64)
+    with pytest.raises(TypeError, match="missing"):
+        next(iter(fifos(design).values())).rtl_params()
+
+
+def test_folding_files_carry_fifo_depths(tmp_path):
+    """folding.json lists every FIFO node with its depth; a folding file that gives a FIFO
+    depth fixes it; a setting no node takes is an error, never ignored."""
+    import json
+
+    import pytest
+
+    from hw_build import fold
+    from hw_build.errors import BuildError
+
+    design = fold.apply_folding_file(_chain(), _write(tmp_path, {"Defaults": {}, "conv_mvtu": {"PE": 8, "SIMD": 9},
+                                                                  "conv_fifo": {"depth": 7}}), 64)
+    cfg = fold.folding_config(design)
+    assert cfg["conv_mvtu"]["PE"] == 8 and cfg["conv_fifo"] == {"depth": 7} and cfg["tlast_queue"] == {}
+    assert fifos(design)["conv_fifo"].get_nodeattr("fixed_depth") == 1
+    assert fifos(design)["pooled_fifo"].get_nodeattr("fixed_depth") == 0
+    # the written config reads back to the same design
+    again = fold.apply_folding_file(_chain(), _write(tmp_path, cfg), 64)
+    assert fold.folding_config(again) == cfg
+    for bad, message in [({"conv_fifo": {"PE": 2}}, "conv_fifo.PE: Fifo node 'conv_fifo' has no setting 'PE'"),
+                         ({"conv_mvtu": {"depth": 3}}, "conv_mvtu.depth: 'conv_mvtu' is a layer, not a FIFO"),
+                         ({"conv_fifo": {"depth": -1}}, "is not a FIFO depth"),
+                         ({"nope_fifo": {"depth": 4}}, "'nope_fifo' is not a layer of this design")]:
+        with pytest.raises(BuildError, match=re.escape(message)):
+            fold.apply_folding_file(_chain(), _write(tmp_path, bad), 64)
+    assert json.loads(json.dumps(cfg)) == cfg
+
+
+def test_fifo_sizing_keeps_a_fixed_depth(tmp_path):
+    from hw_build.fold.plumbing import set_fifo_depths
+    from hw_build.rtl import sim
+
+    design = T.plumbed(_chain(), 64)
+    set_fifo_depths(design, {"conv_fifo": 9}, fixed=True)
+    frames = T.random_frames(np.random.default_rng(5), 4, design.get_tensor_shape("pixels")[1:])
+    depths = sim.size_fifos(design, tmp_path, frames, prove_stalls=0.0)
+    assert depths["conv_fifo"] == 9 and fifos(design)["conv_fifo"].depth() == 9
+    assert codegen.read_manifest(tmp_path)["fifos"]["conv_fifo"]["depth"] == 9
+
+
+def _write(tmp_path, cfg: dict):
+    import json
+
+    path = tmp_path / "folding.json"
+    path.write_text(json.dumps(cfg))
+    return path
