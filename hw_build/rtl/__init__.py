@@ -1,9 +1,14 @@
 """RTL back end: the Verilog layer library (the .v files in this folder), the top-level
 code generator, Verilator simulation, lint and Yosys synthesis helpers.
 
-- :mod:`hw_build.rtl.codegen`  ``generate(model, out_dir, dma_bits)`` writes accel_top.v
+- :mod:`hw_build.rtl.codegen`  ``generate(model, out_dir)`` writes accel_top.v of a plumbed graph
 - :mod:`hw_build.rtl.sim`      ``simulate_top``, ``simulate_layers``, ``size_fifos``
 - :mod:`hw_build.rtl.tools`    ``lint``, ``synth``
+- :mod:`hw_build.rtl.memory`   where a ROM goes (block RAM or LUTs) and what it costs
+- :mod:`hw_build.rtl.verilog`  instance and stream-wire text in the library's port conventions
+
+A module's parameters and the library modules it instantiates are read from its Verilog
+(:func:`module_parameters`, :func:`module_dependencies`).
 """
 
 from __future__ import annotations
