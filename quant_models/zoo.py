@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from brevitas.nn.quant_layer import QuantWeightBiasInputOutputLayer
 from torch import nn
 
 from quant_models import bnn_pynq
 from quant_models.ftbnn import ftbnn_resnet18, ftbnn_small, ftbnn_tiny
 from quant_models.groupnet import groupnet_resnet18, groupnet_small, groupnet_tiny
-from quant_models.layers import BinaryConv2d
 from quant_models.resnet import RESNET18, SMALL, TINY
 from quant_models.seeding import randomize_untrained_, seed_for, seeded
 
@@ -108,20 +108,27 @@ def build(name: str, seed: int | None = None) -> nn.Module:
 
 
 def compact_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The model's state_dict with binary latent weights stored as int8 signs.
+    """The model's state_dict with integer-valued quantized weights stored as int8.
 
-    A binary weight only matters through sign(w) (constant scale 1.0, sign(0) = +1 as in
-    Brevitas), so storing +-1 in one byte gives the identical quantized model in a
-    quarter of the space; ``load_state_dict`` casts it back to float. Checkpoints for
+    A weight quantizer with a constant scale of 1.0 and at most 8 bits (our binary
+    convolutions, every BNN-PYNQ layer) only lets the integers ``quant_weight()`` through,
+    and those integers are a fixed point of the quantizer (sign(+-1) = +-1,
+    round(k) = k), so storing them in one byte gives the identical quantized model in a
+    quarter of the space; ``load_state_dict`` casts them back to float. Layers whose scale
+    comes from the weights' own statistics keep their float weights. Checkpoints for
     ``--resume`` keep the full float latent weights.
     """
     # a plain dict: the OrderedDict's per-module ``_metadata`` would double the file size
     state = dict(model.state_dict())
     for module_name, module in model.named_modules():
-        if isinstance(module, BinaryConv2d):
-            key = f"{module_name}.conv.weight" if module_name else "conv.weight"
-            weight = state[key]
-            state[key] = torch.where(weight >= 0, 1, -1).to(torch.int8)
+        if not isinstance(module, QuantWeightBiasInputOutputLayer):
+            continue
+        with torch.no_grad():
+            quant = module.quant_weight()
+        if float(quant.bit_width) > 8 or not bool(torch.all(quant.scale == 1.0)):
+            continue
+        key = f"{module_name}.weight" if module_name else "weight"
+        state[key] = quant.value.detach().round().to(torch.int8)
     return state
 
 
