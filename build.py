@@ -31,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="test images the RTL accuracy run uses (default: the whole test split for trained zoo "
                         "models whose dataset is here; 0: skip)")
     p.add_argument("--no-synth", action="store_true", help="skip Yosys synthesis")
+    p.add_argument("--weights", help="trained checkpoint for a zoo model (what quant_models.train writes, any path; "
+                                     "default: the shipped weights)")
     p.add_argument("--list-models", action="store_true", help="list zoo models and exit")
     p.add_argument("--list-boards", action="store_true", help="list boards and exit")
     p.add_argument("--list-steps", action="store_true", help="list the build steps and exit")
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             args.model, args.board, output=args.output, clock_mhz=args.clock_mhz,
             target_fps=args.target_fps, folding=args.folding, until=args.until, start=args.start,
             verify_input=args.verify_input, verify_images=args.verify_images, synth=not args.no_synth,
-            accuracy_images=args.accuracy_images,
+            accuracy_images=args.accuracy_images, weights=args.weights,
         )
     except BuildError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)

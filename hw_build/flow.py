@@ -3,6 +3,7 @@ the build folder and writing its own, so a build can stop (--until) and resume (
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -38,6 +39,8 @@ class Options:
     #: test images the accuracy run streams through the RTL (None: the whole test split of a
     #: trained zoo model's dataset; 0: no accuracy run)
     accuracy_images: int | None = None
+    #: trained weights for a zoo model (a file quant_models.train wrote, any path); None: the shipped ones
+    weights: Path | None = None
 
 
 @dataclass
@@ -96,9 +99,13 @@ def step_export(ctx: Context) -> None:
         if spec not in zoo.names():
             raise BuildError(f"unknown model '{spec}'. Zoo models: {', '.join(zoo.names())} "
                              "(python build.py --list-models), or give the path of a QONNX .onnx file.")
-        module = zoo.get(spec, pretrained=ctx.opts.pretrained)
+        try:
+            module = zoo.get(spec, pretrained=ctx.opts.pretrained, weights=ctx.opts.weights)
+        except zoo.WeightsError as exc:
+            raise BuildError(f"--weights: {exc}") from None
         ctx.report["model"] = spec
         ctx.report["trained"] = bool(getattr(module, "trained", False))
+        ctx.report["weights_file"], ctx.report["weights_sha256"] = _weights_record(module.weights_file)
         if not ctx.report["trained"]:
             banner = (f"WARNING: '{spec}' has no trained weights here: building with SEEDED INITIAL "
                       "WEIGHTS. The hardware is real and verified, the accuracy is not meaningful.")
@@ -117,6 +124,17 @@ def step_export(ctx: Context) -> None:
     ctx.write_verify("reference_scores", scores.astype(np.float32))
     ctx.write_verify("reference", scores.argmax(axis=1).astype(np.int64))
     _prepare_accuracy(ctx, module, model, accuracy_images(ctx.opts, module))
+
+
+def _weights_record(path: Path | None) -> tuple[str | None, str | None]:
+    """The trained-weights file a build used and its sha256 (None, None for seeded weights)."""
+    if path is None:
+        return None, None
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return str(path), digest.hexdigest()
 
 
 ACCURACY_FILES = ("accuracy_inputs", "accuracy_labels", "accuracy_reference_scores", "accuracy_rtlsim")
@@ -459,6 +477,13 @@ def build(opts: Options) -> dict:
     if opts.accuracy_images is not None and opts.accuracy_images < 0:
         raise BuildError(f"--accuracy-images must be 0 (skip) or a positive count (got {opts.accuracy_images}).")
     name = Path(opts.model).stem if opts.model.endswith(".onnx") else opts.model
+    if opts.weights is not None:
+        if opts.model.endswith(".onnx") or Path(opts.model).is_file():
+            raise BuildError(f"--weights applies to zoo models only; '{opts.model}' is a QONNX file, which "
+                             "carries its own weights. Drop --weights, or give a zoo name (--list-models).")
+        if not Path(opts.weights).is_file():
+            raise BuildError(f"--weights '{opts.weights}' does not exist or is not a file; give the .pt (or "
+                             f".ckpt) file that `python -m quant_models.train --model {opts.model}` writes.")
     out = Path(opts.output) if opts.output else Path("build") / f"{name}-{board.name}"
     first = resolve_step(opts.start) if opts.start else STEP_NAMES[0]
     last = resolve_step(opts.until) if opts.until else STEP_NAMES[-1]

@@ -94,6 +94,9 @@ def write_html(report: dict, path: Path) -> None:
     ]
     if report.get("weights"):
         parts.append(f"<p class='bad'>Weights: {html.escape(report['weights'])}.</p>")
+    if report.get("weights_file"):
+        parts.append(f"<p>Trained weights: {html.escape(report['weights_file'])} "
+                     f"(sha256 {html.escape(str(report.get('weights_sha256')))}).</p>")
     est = report.get("estimate")
     rtl = report.get("rtlsim")
     perf_rows = []

@@ -1,10 +1,12 @@
-"""BNN-PYNQ peers (CNV, TFC, SFC, LFC) from ``brevitas_examples.bnn_pynq``, untrained.
+"""BNN-PYNQ peers (CNV, TFC, SFC, LFC) from ``brevitas_examples.bnn_pynq``.
 
 These are the reference networks FINN is measured on. Their pretrained weights are
 downloaded from GitHub and that fails offline, so we build them with
 ``pretrained=False`` under a fixed per-name seed and give their BatchNorm layers seeded
 random statistics (see :func:`quant_models.seeding.randomize_untrained_`): the result
-is deterministic and exercises the compiler, but it classifies nothing.
+is deterministic and exercises the compiler, but it classifies nothing. Some MNIST
+variants have weights of our own, trained with ``quant_models.train`` and shipped in
+``quant_models/weights/`` (``quant_models.zoo.get`` loads them; see its README).
 
 Zoo names follow FINN's spelling (``cnv_w1a1``), Brevitas's functions use ``cnv_1w1a``.
 The models take pixel/255 input and map it to [-1, 1] themselves (``2x - 1``).
@@ -23,7 +25,7 @@ from torch import nn
 from quant_models.seeding import randomize_untrained_, seed_for, seeded
 
 TRAINED = False
-"""The BNN-PYNQ models built here are never trained: their weights are seeded random."""
+"""Brevitas's own pretrained BNN-PYNQ weights are never used here (not reachable offline)."""
 
 UNTRAINED_NOTE = (
     "BNN-PYNQ models are built with pretrained=False (the pretrained download is not "

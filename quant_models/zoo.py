@@ -4,8 +4,8 @@
 
 * ``.dataset``: ``"mnist"``, ``"cifar10"`` or ``"imagenet"`` (what its input looks like),
 * ``.input_shape``: e.g. ``(1, 1, 28, 28)``, float pixel/255 in NCHW,
-* ``.trained``: True only when shipped weights from ``quant_models/weights/<name>.pt``
-  were loaded. Otherwise the weights are seeded (same name, same weights, every call)
+* ``.trained``: True only when trained weights were loaded (shipped ones from
+  ``quant_models/weights/<name>.pt``, or a file given as ``weights=``). Otherwise the weights are seeded (same name, same weights, every call)
   and the caller should warn loudly that accuracy numbers mean nothing.
 """
 
@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from brevitas.nn.quant_layer import QuantWeightBiasInputOutputLayer
 from torch import nn
 
 from quant_models import bnn_pynq
 from quant_models.ftbnn import ftbnn_resnet18, ftbnn_small, ftbnn_tiny
 from quant_models.groupnet import groupnet_resnet18, groupnet_small, groupnet_tiny
-from quant_models.layers import BinaryConv2d
 from quant_models.resnet import RESNET18, SMALL, TINY
 from quant_models.seeding import randomize_untrained_, seed_for, seeded
 
@@ -108,46 +108,119 @@ def build(name: str, seed: int | None = None) -> nn.Module:
 
 
 def compact_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The model's state_dict with binary latent weights stored as int8 signs.
+    """The model's state_dict with integer-valued quantized weights stored as int8.
 
-    A binary weight only matters through sign(w) (constant scale 1.0, sign(0) = +1 as in
-    Brevitas), so storing +-1 in one byte gives the identical quantized model in a
-    quarter of the space; ``load_state_dict`` casts it back to float. Checkpoints for
+    A weight quantizer with a constant scale of 1.0 and at most 8 bits (our binary
+    convolutions, every BNN-PYNQ layer) only lets the integers ``quant_weight()`` through,
+    and those integers are a fixed point of the quantizer (sign(+-1) = +-1,
+    round(k) = k), so storing them in one byte gives the identical quantized model in a
+    quarter of the space; ``load_state_dict`` casts them back to float. Layers whose scale
+    comes from the weights' own statistics keep their float weights. Checkpoints for
     ``--resume`` keep the full float latent weights.
     """
     # a plain dict: the OrderedDict's per-module ``_metadata`` would double the file size
     state = dict(model.state_dict())
     for module_name, module in model.named_modules():
-        if isinstance(module, BinaryConv2d):
-            key = f"{module_name}.conv.weight" if module_name else "conv.weight"
-            weight = state[key]
-            state[key] = torch.where(weight >= 0, 1, -1).to(torch.int8)
+        if not isinstance(module, QuantWeightBiasInputOutputLayer):
+            continue
+        with torch.no_grad():
+            quant = module.quant_weight()
+        if float(quant.bit_width) > 8 or not bool(torch.all(quant.scale == 1.0)):
+            continue
+        key = f"{module_name}.weight" if module_name else "weight"
+        state[key] = quant.value.detach().round().to(torch.int8)
     return state
 
 
-def load_state(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read weights written by ``quant_models.train`` (a state_dict or a checkpoint)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
-    return state
+class WeightsError(ValueError):
+    """A weights file that cannot be loaded into the requested zoo model."""
 
 
-def get(name: str, pretrained: bool = True) -> nn.Module:
-    """Zoo model ``name`` in eval mode with ``.dataset``, ``.input_shape`` and ``.trained``.
+def load_state(path: str | Path, name: str | None = None) -> dict[str, torch.Tensor]:
+    """Read weights written by ``quant_models.train`` (a final state_dict or a checkpoint).
 
-    With ``pretrained=True`` the shipped weights are loaded where they exist
-    (``.trained = True``). Otherwise, or when none are shipped, the model gets seeded
-    initial weights and seeded random BatchNorm statistics (``.trained = False``), so it
-    is deterministic and non-trivial but does not classify anything.
+    With ``name``, a checkpoint saved for another zoo model is refused. Every problem is a
+    :class:`WeightsError` naming the file and what to give instead.
+    """
+    path = Path(path)
+    producer = f"python -m quant_models.train --model {name or 'NAME'}"
+    if not path.is_file():
+        raise WeightsError(
+            f"weights file '{path}' does not exist or is not a file; give the .pt file (or the per-epoch "
+            f".ckpt) that `{producer}` writes."
+        )
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises pickle, zip and runtime errors for foreign files
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise WeightsError(
+            f"'{path}' is not a PyTorch weights file this project can read ({reason[:200]}); give the .pt "
+            f"file (or the per-epoch .ckpt) that `{producer}` writes."
+        ) from None
+    if isinstance(saved, dict) and isinstance(saved.get("model"), dict):
+        saved_name = saved.get("model_name")
+        if name is not None and saved_name is not None and saved_name != name:
+            raise WeightsError(
+                f"'{path}' is a training checkpoint of {saved_name!r}, not {name!r}; build it with "
+                f"--model {saved_name}, or give weights trained for {name} (`{producer}`)."
+            )
+        saved = saved["model"]
+    if not isinstance(saved, dict) or not saved or not all(
+        isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in saved.items()
+    ):
+        raise WeightsError(
+            f"'{path}' holds no state_dict (a dict of tensors); give the .pt file (or the per-epoch .ckpt) "
+            f"that `{producer}` writes."
+        )
+    return saved
+
+
+def _load_weights(model: nn.Module, name: str, path: Path) -> None:
+    """Load ``path`` into ``model`` or raise a :class:`WeightsError` saying how they differ."""
+    state = load_state(path, name)
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    reshaped = [
+        f"{key} {list(state[key].shape)} (the model has {list(expected[key].shape)})"
+        for key in expected
+        if key in state and state[key].shape != expected[key].shape
+    ]
+    if missing or unexpected or reshaped:
+        problems = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", reshaped)):
+            if keys:
+                more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+                problems.append(f"{len(keys)} {label}: {', '.join(keys[:3])}{more}")
+        raise WeightsError(
+            f"'{path}' does not hold weights of zoo model {name!r} ({'; '.join(problems)}): it was "
+            f"trained for another model or variant. Give weights from `python -m quant_models.train "
+            f"--model {name}`, or build the model the file belongs to."
+        )
+    model.load_state_dict(state, strict=True)
+
+
+def get(name: str, pretrained: bool = True, weights: str | Path | None = None) -> nn.Module:
+    """Zoo model ``name`` in eval mode with ``.dataset``, ``.input_shape``, ``.trained`` and
+    ``.weights_file`` (the file the weights came from, or None).
+
+    ``weights``: a file written by ``quant_models.train`` (any path; final state_dict or
+    checkpoint) to load instead of the shipped weights; a missing, unreadable or
+    mismatched file raises :class:`WeightsError`. Otherwise, with ``pretrained=True`` the
+    shipped weights are loaded where they exist (``.trained = True``). Otherwise, or when
+    none are shipped, the model gets seeded initial weights and seeded random BatchNorm
+    statistics (``.trained = False``), so it is deterministic and non-trivial but does not
+    classify anything.
     """
     zoo_entry = entry(name)
-    path = weights_path(name)
+    path = Path(weights) if weights is not None else weights_path(name)
+    trained = weights is not None or (pretrained and path.is_file())
     with seeded(seed_for(name)) as generator:
         model = zoo_entry.factory()
-        trained = pretrained and path.is_file()
         if trained:
-            model.load_state_dict(load_state(path), strict=True)
+            _load_weights(model, name, path)
         else:
             randomize_untrained_(model, generator)
-    return _tag(model.eval(), zoo_entry, trained=trained)
+    model = _tag(model.eval(), zoo_entry, trained=trained)
+    model.weights_file = path.resolve() if trained else None
+    return model

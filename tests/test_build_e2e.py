@@ -40,8 +40,11 @@ def test_cli_build_writes_every_contracted_file(tfc_full_build):
     steps = {s["step"]: s["status"] for s in json.loads((out / "steps.json").read_text())}
     assert steps["vivado"] == "scripts only"  # no Vivado here: never reported as a bitstream
     assert all(status == "ok" for step, status in steps.items() if step != "vivado")
-    # the untrained peer says so loudly
-    assert "SEEDED INITIAL WEIGHTS" in proc.stdout
+    # tfc_w1a1 ships trained MNIST weights: the build says which file (and hash) it used
+    # (the loud untrained banner is checked on ftbnn_small, which has none)
+    report = json.loads((out / "report.json").read_text())
+    assert "SEEDED INITIAL WEIGHTS" not in proc.stdout and report["trained"] is True
+    assert report["weights_file"].endswith("quant_models/weights/tfc_w1a1.pt") and len(report["weights_sha256"]) == 64
 
 
 def test_cli_build_rtl_equals_dataflow_and_report_keys(tfc_full_build):
