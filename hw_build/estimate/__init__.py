@@ -14,7 +14,6 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
-from hw_build.errors import BuildError
 from hw_build.estimate.cost_model import KEYS, module_resources
 
 #: metadata key the rtl step stores the FIFO depths it proved in simulation under
@@ -121,11 +120,10 @@ def estimate(model: ModelWrapper, clock_mhz: float, dma_bits: int = 64,
         fold = op.get_folding()
         layers.append({"name": node.name, "op": node.op_type, "pe": fold.get("PE", 1),
                        "simd": fold.get("SIMD", 1), "cycles": op.cycles(), **res})
-    try:
-        edges = [{**e, **module_resources(e["module"], e["params"])}
-                 for e in edge_instances(model, dma_bits, fifo_depths)]
-    except BuildError:
-        edges = []  # not a whole accelerator (e.g. a test graph without a label output): layers only
+    # a graph that is not a whole accelerator raises here (naming what is missing) rather than
+    # being priced without its FIFOs and width converters
+    edges = [{**e, **module_resources(e["module"], e["params"])}
+             for e in edge_instances(model, dma_bits, fifo_depths)]
     bottleneck = max(layer["cycles"] for layer in layers)
     totals = {k: round(sum(x[k] for x in layers + edges), 1) for k in KEYS}
     return {
