@@ -18,11 +18,32 @@ def model_input_shape(model: ModelWrapper) -> list[int]:
     return list(model.get_tensor_shape(inp.name))
 
 
-def _from_file(path: Path, shape: list[int]) -> np.ndarray:
+def read_verify_input(path: Path) -> np.ndarray:
+    """The array of a --verify-input .npy file, refused when it cannot be verification images
+    whatever the model: not one numeric array, no images, or values that are not finite."""
     try:
-        x = np.load(path)
-    except (OSError, ValueError) as exc:
-        raise BuildError(f"cannot read --verify-input '{path}': {exc}.") from None
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BuildError(f"cannot read --verify-input '{path}' as a .npy array ({first}). Save one float array "
+                         "with numpy.save(path, x).") from None
+    if not isinstance(x, np.ndarray):
+        raise BuildError(f"--verify-input '{path}' is an .npz archive of {len(x.files)} arrays; save one array "
+                         "with numpy.save(path, x) (not numpy.savez).")
+    if x.dtype.kind not in "biuf":
+        raise BuildError(f"--verify-input '{path}' holds {x.dtype} values; give float pixel/255 values in [0, 1].")
+    if x.ndim == 0 or x.size == 0:
+        raise BuildError(f"--verify-input '{path}' has shape {list(x.shape)}: no images. Give at least one image "
+                         "shaped like the model input (N, C, H, W).")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        bad = int((~np.isfinite(x)).sum())
+        raise BuildError(f"--verify-input '{path}' holds {bad} NaN or infinite values; give finite pixel/255 "
+                         "values in [0, 1].")
+    return x
+
+
+def _from_file(path: Path, shape: list[int]) -> np.ndarray:
+    x = read_verify_input(path)
     if x.ndim == len(shape) - 1:
         x = x[None]
     if list(x.shape[1:]) != list(shape[1:]):
@@ -45,7 +66,7 @@ def _from_file(path: Path, shape: list[int]) -> np.ndarray:
 def verify_images(opts, module, model: ModelWrapper) -> tuple[np.ndarray, str]:
     """uint8 NCHW images for verification and where they come from."""
     shape = model_input_shape(model)
-    n = max(1, int(opts.verify_images))
+    n = int(opts.verify_images)  # checked >= 1 with the other options
     if opts.verify_input is not None:
         x = _from_file(Path(opts.verify_input), shape)
         return x, f"file {opts.verify_input}"

@@ -46,11 +46,44 @@ def folding_config(model: ModelWrapper) -> dict:
     return cfg
 
 
-def apply_folding_file(model: ModelWrapper, path: Path) -> ModelWrapper:
+def read_folding_file(path: Path) -> dict[str, dict]:
+    """Read a FINN folding_config file and check its structure: a JSON object mapping layer
+    names to objects whose PE/SIMD are positive whole numbers and whose ram_style is a string.
+    Which layers exist and which values divide them is checked against the design at fold."""
+    import math
+
     try:
         cfg = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BuildError(f"cannot read folding file '{path}': {exc}.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BuildError(f"cannot read folding file '{path}': {exc}. It must be a FINN folding_config JSON "
+                         'object such as {"Defaults": {}, "MVTU_0": {"PE": 4, "SIMD": 8}}.') from None
+    example = '{"Defaults": {}, "MVTU_0": {"PE": 4, "SIMD": 8}}'
+    if not isinstance(cfg, dict):
+        raise BuildError(f"folding file '{path}' holds a JSON {type(cfg).__name__}, not an object mapping layer "
+                         f"names to their folding, e.g. {example}.")
+    problems = []
+    for name, values in cfg.items():
+        if not isinstance(values, dict):
+            problems.append(f"'{name}' maps to a JSON {type(values).__name__}, not an object like "
+                            '{"PE": 4, "SIMD": 8}')
+            continue
+        for attr, value in values.items():
+            if attr in ("PE", "SIMD"):
+                whole = (isinstance(value, int) and not isinstance(value, bool)) or (
+                    isinstance(value, float) and math.isfinite(value) and value.is_integer())
+                if not whole or value < 1:
+                    problems.append(f"{name}.{attr}={json.dumps(value)} is not a positive whole number")
+            elif attr == "ram_style" and not isinstance(value, str):
+                problems.append(f"{name}.ram_style={json.dumps(value)} is not a string "
+                                f"(one of {sorted(RAM_STYLES)})")
+    if problems:
+        raise BuildError(f"folding file '{path}': " + "; ".join(problems[:8]) + ". Write PE and SIMD as whole "
+                         "numbers (python build.py writes folding.json in this format).")
+    return cfg
+
+
+def apply_folding_file(model: ModelWrapper, path: Path) -> ModelWrapper:
+    cfg = read_folding_file(path)
     ops = {op.onnx_node.name: op for op in layers(model)}
     problems = []
     for name, values in cfg.items():
