@@ -108,6 +108,7 @@ def step_export(ctx: Context) -> None:
         module = None
         ctx.report["model"] = Path(spec).stem
         ctx.report["trained"] = None
+        _report_batch(ctx, model)
     else:
         from quant_models import zoo
 
@@ -135,6 +136,21 @@ def step_export(ctx: Context) -> None:
     ctx.write_verify("reference_scores", scores.astype(np.float32))
     ctx.write_verify("reference", scores.argmax(axis=1).astype(np.int64))
     _prepare_accuracy(ctx, module, model, accuracy_images(ctx.opts, module))
+
+
+def _report_batch(ctx: Context, model: ModelWrapper) -> None:
+    """The accelerator streams one frame at a time: a graph declared for another batch (or a
+    dynamic one) is built as batch 1, and the log and report.json say so."""
+    from hw_build.export import MODEL_BATCH_KEY
+
+    declared = model.get_metadata_prop(MODEL_BATCH_KEY) or "1"
+    declared_value: int | str = int(declared) if declared.isdigit() else declared
+    ctx.report["batch"] = {"declared": declared_value, "built": 1}
+    if declared_value != 1:
+        note = (f"the model's input declares batch {declared_value}; the accelerator streams frames one at a "
+                "time, so it is built for batch 1 and takes any number of frames in a row")
+        ctx.report["batch"]["note"] = note
+        log.warning("WARNING: %s.", note)
 
 
 ACCURACY_FILES = ("accuracy_inputs", "accuracy_labels", "accuracy_reference_scores", "accuracy_rtlsim")

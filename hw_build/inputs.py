@@ -102,9 +102,16 @@ def reference_scores(module, model: ModelWrapper, images: np.ndarray) -> np.ndar
     from qonnx.util.cleanup import cleanup_model
 
     from hw_build.execute import execute_graph
+    from hw_build.export.validate import execution_error
 
-    clean = cleanup_model(ModelWrapper(model.model.SerializeToString()))
-    out = execute_graph(clean, x)[clean.graph.output[0].name]
+    try:
+        clean = cleanup_model(ModelWrapper(model.model.SerializeToString()))
+        out = execute_graph(clean, x)[clean.graph.output[0].name]
+    except BuildError:
+        raise
+    except Exception as exc:  # onnx, onnxruntime and qonnx raise their own types for a broken graph
+        raise execution_error(ModelWrapper(model.model.SerializeToString()), x, exc, "the reference scores") from None
+    # non-finite scores come from a quantizer scale, which streamline names with the fix
     return out.reshape(out.shape[0], -1)
 
 
