@@ -83,8 +83,10 @@ def verify_images(opts, module, model: ModelWrapper) -> tuple[np.ndarray, str]:
         try:
             x, _ = data.load("cifar10", "test")
             return np.clip(np.rint(x[:n] * 255.0), 0, 255).astype(np.uint8), "cifar10 test split"
-        except Exception as exc:  # no local CIFAR-10 folder: fall back to random images
+        except data.DatasetNotFoundError as exc:  # no local CIFAR-10 folder: fall back to random images
             log.info("CIFAR-10 not available (%s); using seeded random images", type(exc).__name__)
+        except data.UnsafeDatasetError as exc:
+            raise BuildError(str(exc)) from None
     rng = np.random.default_rng(0)
     return rng.integers(0, 256, size=[n] + list(shape[1:]), dtype=np.uint8), "seeded random images (seed 0)"
 
@@ -135,7 +137,9 @@ def accuracy_images(opts, module) -> tuple[np.ndarray, np.ndarray, str] | None:
 
     try:
         x, y = data.load(dataset, "test")
-    except Exception as exc:  # no local CIFAR-10 folder: say so, measure nothing
+    except data.UnsafeDatasetError as exc:
+        raise BuildError(str(exc)) from None
+    except data.DatasetNotFoundError as exc:  # no local CIFAR-10 folder: say so, measure nothing
         log.info("accuracy: the %s test split is not available here (%s); report.json accuracy stays null",
                  dataset, exc)
         return None
