@@ -37,7 +37,7 @@ def load_onnx(path: str | os.PathLike) -> ModelWrapper:
 
     The accelerator streams frames one at a time, so a declared batch > 1 or a dynamic batch is
     built as batch 1; the declared batch is kept in the metadata (the export step reports it)."""
-    from hw_build.export.validate import check_graph
+    from hw_build.export.validate import check_graph, check_header
 
     p = Path(path)
     if p.is_dir():
@@ -48,17 +48,30 @@ def load_onnx(path: str | os.PathLike) -> ModelWrapper:
                          "--list-models) or the path of a QONNX .onnx file.")
     try:
         proto = onnx.load(str(p))
-        onnx.checker.check_model(proto)
     except Exception as exc:  # onnx raises several types for a broken file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BuildError(f"'{p}' is not a valid ONNX model ({first[:300]}). Export the Brevitas model with "
-                         "brevitas.export.export_qonnx and pass that file.") from None
-    facts = check_graph(proto, str(p))
+        raise _not_onnx(p, exc) from None
+    check_header(proto, str(p))
+    try:
+        onnx.checker.check_model(proto)
+    except Exception as exc:
+        raise _not_onnx(p, exc) from None
+    try:
+        facts = check_graph(proto, str(p))
+    except BuildError:
+        raise
+    except Exception as exc:  # a graph odd enough to trip onnx/qonnx helpers inside the checks
+        raise _not_onnx(p, exc) from None
     if facts["batch"] != 1:
         _set_batch_one(proto)
     model = ModelWrapper(proto)
     model.set_metadata_prop(MODEL_BATCH_KEY, str(facts["batch"]))
     return model
+
+
+def _not_onnx(p: Path, exc: BaseException) -> BuildError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return BuildError(f"'{p}' is not a valid ONNX model ({first[:300]}). Export the Brevitas model with "
+                      "brevitas.export.export_qonnx and pass that file.")
 
 
 def _set_batch_one(proto: onnx.ModelProto) -> None:

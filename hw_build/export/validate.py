@@ -48,12 +48,12 @@ def _constant_tensors(graph: onnx.GraphProto) -> set[str]:
     return const
 
 
-def check_graph(proto: onnx.ModelProto, path: str) -> dict:
-    """Refuse what the compiler (or the libraries running the reference) cannot take, naming
-    the node or tensor and the fix. Returns facts the build reports: {"batch": int | "dynamic"}."""
-    from hw_build.tidy import check_supported_ops
-
+def check_header(proto: onnx.ModelProto, path: str) -> None:
+    """What onnx's own checker would reject with a less helpful message: the IR version, opsets
+    and an empty graph."""
     g = proto.graph
+    if not proto.HasField("graph") or not (g.node or g.input or g.output or g.initializer):
+        raise BuildError(f"'{path}' is not a valid ONNX model (it holds no graph). {FIX_EXPORT}")
     if not g.node:
         raise BuildError(f"'{path}' has a graph with no nodes; it computes nothing. {FIX_EXPORT}")
     newest = onnx.IR_VERSION
@@ -68,13 +68,20 @@ def check_graph(proto: onnx.ModelProto, path: str) -> dict:
         if op.domain in ("", "ai.onnx") and op.version > onnx.defs.onnx_opset_version():
             raise BuildError(f"'{path}' uses ONNX opset {op.version}; the installed onnx supports opsets up to "
                              f"{onnx.defs.onnx_opset_version()}. Export with opset_version <= that.")
+
+
+def check_graph(proto: onnx.ModelProto, path: str) -> dict:
+    """Refuse what the compiler (or the libraries running the reference) cannot take, naming
+    the node or tensor and the fix. Returns facts the build reports: {"batch": int | "dynamic"}."""
+    from hw_build.tidy import check_supported_ops
+
+    check_header(proto, path)
+    g = proto.graph
     for node in g.node:
         if node.domain not in KNOWN_DOMAINS:
             raise BuildError(f"node '{node.name}' ({node.op_type}) is in the operator domain '{node.domain}', "
                              f"which this compiler does not know. {FIX_EXPORT}")
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    check_supported_ops(ModelWrapper(proto))
+    check_supported_ops(proto)
 
     inits = {i.name: i for i in g.initializer}
     inputs = [i for i in g.input if i.name not in inits]
@@ -149,9 +156,9 @@ def _check_initializer(name: str, init: onnx.TensorProto, uses: list[tuple[onnx.
     if init.data_type != TensorProto.FLOAT:
         raise BuildError(f"initializer '{name}'{user} is {_dtype_name(init.data_type)}; weights and parameters "
                          "must be float32. Convert the model to float32 (model.float()) before exporting.")
-    scale_slot = uses and all(n.op_type in QUANT_OPS and k == 1 for n, k in uses)
+    # quantizer scales are checked (with the Brevitas fix) by streamline, bit widths by _check_node
+    scale_slot = uses and all(n.op_type in QUANT_OPS and k in (1, 3) for n, k in uses)
     if value.size and not np.isfinite(value).all() and not scale_slot:
-        # quantizer scales are checked (with the Brevitas fix) by streamline
         bad = int((~np.isfinite(value)).sum())
         raise BuildError(f"initializer '{name}'{user} holds {bad} NaN or infinite values; the reference would "
                          "be computed from the same broken numbers. Retrain or fix the parameters "
@@ -206,26 +213,44 @@ def _first_line(exc: BaseException) -> str:
 
 
 def failing_node(model, x: np.ndarray) -> str:
-    """Run ``model`` node by node on ``x`` and name the first node that fails, with the library's
-    own first line of complaint (for an error message); "" when every node runs."""
-    from qonnx.core.onnx_exec import execute_node
+    """Name the first node of ``model`` whose execution on ``x`` fails, with the library's own first
+    line of complaint (for an error message); "" when the whole graph runs. Prefixes of the graph
+    are executed (a failing prefix stays failing when it grows), found by bisection."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.infer_shapes import InferShapes
 
-    graph = model.graph
-    context = {i.name: model.get_initializer(i.name) for i in graph.initializer}
-    context[graph.input[0].name] = x
-    for vi in list(graph.value_info) + list(graph.output):
-        context.setdefault(vi.name, None)
-    opset = next((o.version for o in model.model.opset_import if o.domain in ("", "ai.onnx")), 11)
-    for node in graph.node:
-        for out in node.output:
-            context.setdefault(out, None)
+    nodes = list(model.graph.node)
+    inp = model.graph.input[0].name
+
+    def run_prefix(k: int) -> BaseException | None:
+        copy = ModelWrapper(model.model.SerializeToString())
+        del copy.graph.node[k:]
+        del copy.graph.value_info[:]
+        used = {t for n in copy.graph.node for t in n.input}
+        for init in [i for i in copy.graph.initializer if i.name not in used]:
+            copy.graph.initializer.remove(init)
+        del copy.graph.output[:]
+        copy.graph.output.append(onnx.helper.make_tensor_value_info(nodes[k - 1].output[0], TensorProto.FLOAT, None))
         try:
-            execute_node(node, context, graph, opset)
+            copy = copy.transform(InferShapes())
+            execute_onnx(copy, {inp: x})
         except Exception as exc:  # any library's exception, reported by node
-            shapes = ", ".join(f"{t} {list(np.shape(context[t]))}" for t in node.input
-                               if t and context.get(t) is not None)
-            return f"node '{node.name}' ({node.op_type}) fails on inputs {shapes}: {_first_line(exc)}"
-    return ""
+            return exc
+        return None
+
+    if run_prefix(len(nodes)) is None:
+        return ""
+    lo, hi = 1, len(nodes)  # the shortest failing prefix has hi nodes
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if run_prefix(mid) is None:
+            lo = mid + 1
+        else:
+            hi = mid
+    node = nodes[hi - 1]
+    exc = run_prefix(hi)
+    return f"node '{node.name}' ({node.op_type}) fails: {_first_line(exc)}"
 
 
 def execution_error(model, x: np.ndarray, exc: BaseException, what: str) -> BuildError:
