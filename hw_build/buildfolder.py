@@ -184,7 +184,8 @@ def adopt(out: Path, force: bool, all_outputs: list[str]) -> Manifest:
                          f"never deletes or overwrites your files. Choose a new or empty --output folder, or pass "
                          f"--force to build into this one (only when none of the build's own files and folders "
                          f"exist there yet).")
-    clash = [rel for rel in list(BUILD_FILES) + all_outputs if (out / rel).exists() or (out / rel).is_symlink()]
+    clash = [rel for rel in list(BUILD_FILES) + all_outputs
+             if rel != LOCK and ((out / rel).exists() or (out / rel).is_symlink())]
     if clash:
         raise BuildError(f"--force: '{out}' already holds {', '.join(sorted(set(clash))[:8])}, which the build "
                          f"would write; a build never overwrites your files. Move them away or choose another "

@@ -117,7 +117,7 @@ def test_the_family_is_big_enough() -> None:
     for case in CASES:
         families[case.family] = families.get(case.family, 0) + 1
     assert len(CASES) >= 150, families
-    assert len({c.id for c in CASES}) == len(CASES)
+    assert len({(c.family, c.id) for c in CASES}) == len(CASES)
 
 
 # ---------------------------------------------------------------- the user's folder survives
@@ -183,7 +183,7 @@ def _declared_batch(value) -> callable:
             if node.op_type == "Reshape":
                 init = next(i for i in proto.graph.initializer if i.name == node.input[1])
                 shape = numpy_helper.to_array(init).copy()
-                shape[0] = value if isinstance(value, int) else -1
+                shape[0] = value if isinstance(value, int) else 0  # 0: ONNX's "copy this dimension"
                 init.CopyFrom(numpy_helper.from_array(shape, init.name))
     return mutate
 

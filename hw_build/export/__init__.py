@@ -87,6 +87,6 @@ def _set_batch_one(proto: onnx.ModelProto) -> None:
     for node in proto.graph.node:
         if node.op_type == "Reshape" and len(node.input) > 1 and node.input[1] in inits:
             shape = onnx.numpy_helper.to_array(inits[node.input[1]]).copy()
-            if shape.ndim == 1 and shape.size and shape[0] > 1:
+            if shape.ndim == 1 and shape.size and (shape[0] > 1 or shape[0] == 0):  # 0: copy the batch
                 shape[0] = 1
                 inits[node.input[1]].CopyFrom(onnx.numpy_helper.from_array(shape, node.input[1]))
