@@ -3,7 +3,7 @@ that a folder is a build folder), one build at a time (a lock), and writes that 
 a half-written file behind (atomic replace).
 
 A build removes only what the manifest lists: the files each finished step wrote, and the
-paths the step in flight claimed before it started (so a build killed mid-step can be
+paths a step claimed before it started (so a build killed mid-step can be
 resumed and cleaned up). Anything else in the folder belongs to the user and is never
 deleted or overwritten: a step whose outputs would land on such a file is refused.
 """
@@ -79,11 +79,14 @@ def _files_under(out: Path, rel: str) -> list[str]:
 class Manifest:
     """What the builds in one folder wrote, step by step (``build_manifest.json``)."""
 
-    def __init__(self, out: Path, steps: dict[str, list[str]] | None = None, running: dict | None = None) -> None:
+    def __init__(self, out: Path, steps: dict[str, list[str]] | None = None,
+                 claims: dict[str, list[str]] | None = None) -> None:
         self.out = out
+        #: step -> the files it wrote (recorded when it finished)
         self.steps: dict[str, list[str]] = steps or {}
-        #: {"step": name, "paths": [...]}: what the step in flight may write (claimed before it starts)
-        self.running = running
+        #: step -> the paths it may write, claimed before it started and kept until it finished or its
+        #: files were removed (a killed step's claim survives into the next build)
+        self.claims: dict[str, list[str]] = claims or {}
 
     @classmethod
     def load(cls, out: Path) -> Manifest | None:
@@ -96,15 +99,15 @@ class Manifest:
             if data.get("format") != MANIFEST_FORMAT:
                 raise ValueError("not a build manifest")
             steps = {str(k): [str(f) for f in v] for k, v in data.get("steps", {}).items()}
-            running = data.get("running")
+            claims = {str(k): [str(f) for f in v] for k, v in data.get("claims", {}).items()}
         except (OSError, ValueError, AttributeError, TypeError) as exc:
             raise BuildError(f"'{path}' is damaged ({exc}), so this build cannot tell its own files from "
                              "yours. Build into a new --output folder.") from None
-        return cls(out, steps, running)
+        return cls(out, steps, claims)
 
     def save(self) -> None:
         data = {"format": MANIFEST_FORMAT, "version": 1, "build_files": list(BUILD_FILES),
-                "steps": self.steps, "running": self.running}
+                "steps": self.steps, "claims": self.claims}
         write_text_atomic(self.out / MANIFEST, json.dumps(data, indent=1) + "\n")
 
     def owns(self, rel: str) -> bool:
@@ -113,7 +116,7 @@ class Manifest:
             return True
         if any(rel in files for files in self.steps.values()):
             return True
-        return bool(self.running) and any(_is_under(rel, root) for root in self.running.get("paths", []))
+        return any(_is_under(rel, root) for roots in self.claims.values() for root in roots)
 
     def foreign(self, paths: Iterable[str]) -> list[str]:
         """Files at or under ``paths`` that no build of this folder wrote (the user's)."""
@@ -126,23 +129,22 @@ class Manifest:
 
     def claim(self, step: str, paths: list[str]) -> None:
         """Record, before ``step`` runs, the paths it may write."""
-        self.running = {"step": step, "paths": list(paths)}
+        self.claims[step] = list(paths)
         self.save()
 
     def record(self, step: str, paths: list[str]) -> None:
         """Record the files ``step`` wrote (everything now at or under its ``paths``)."""
         self.steps[step] = sorted({f for rel in paths for f in _files_under(self.out, rel)})
-        self.running = None
+        self.claims.pop(step, None)
         self.save()
 
     def remove(self, step: str, paths: list[str]) -> None:
         """Delete what ``step`` wrote in earlier builds (listed files, or what the step in flight
         when a build was killed claimed), then the folders among ``paths`` left empty."""
         listed = set(self.steps.pop(step, []))
-        if self.running and self.running.get("step") == step:
-            for root in self.running.get("paths", []):
-                listed.update(_files_under(self.out, root))
-                listed.update(_files_under(self.out, root + _TMP))
+        for root in self.claims.pop(step, []):
+            listed.update(_files_under(self.out, root))
+            listed.update(_files_under(self.out, root + _TMP))
         for rel in sorted(listed):
             (self.out / rel).unlink(missing_ok=True)
         for rel in paths:
