@@ -111,7 +111,8 @@ def assert_resumes(model: Path, out: Path, step: str, until: str, reference: dic
     assert not list(out.rglob("*.partial"))
 
 
-@pytest.mark.parametrize("step", FAST_STEPS)
+@pytest.mark.parametrize("step", [pytest.param(s, marks=() if s in ("export", "lower", "fold") else pytest.mark.slow)
+                                  for s in FAST_STEPS])
 def test_sigint_in_a_step_resumes_to_the_same_report(step, base, tmp_path, monkeypatch):
     """In-process: the step does its work, then the interrupt arrives before it returns."""
     from hw_build import flow
@@ -134,8 +135,12 @@ def test_sigint_in_a_step_resumes_to_the_same_report(step, base, tmp_path, monke
     assert_resumes(model, out, step, "fold", reference)
 
 
-@pytest.mark.parametrize(("step", "when", "how"), [("streamline", "after", "kill"), ("fold", "after", "kill"),
-                                                   ("export", "before", "kill"), ("lower", "after", "int")])
+@pytest.mark.parametrize(("step", "when", "how"), [
+    ("streamline", "after", "kill"), ("fold", "after", "kill"),
+    pytest.param("export", "before", "kill", marks=pytest.mark.slow),
+    pytest.param("tidy", "after", "kill", marks=pytest.mark.slow),
+    pytest.param("lower", "after", "int", marks=pytest.mark.slow),
+])
 def test_killed_mid_step_resumes_to_the_same_report(step, when, how, base, tmp_path):
     model, reference = base
     out = tmp_path / "b"
@@ -149,7 +154,7 @@ def test_killed_mid_step_resumes_to_the_same_report(step, when, how, base, tmp_p
 def test_two_builds_into_one_folder_the_second_is_refused(base, tmp_path):
     model, reference = base
     out = tmp_path / "b"
-    first = start_child("tidy", "before", "sleep", build_args(model, out, "fold"), HOLD_SECONDS=20)
+    first = start_child("tidy", "before", "sleep", build_args(model, out, "fold"), HOLD_SECONDS=10)
     deadline = time.time() + 60
     while time.time() < deadline and not ((out / "steps.json").exists() and "tidy" in _steps(out)):
         time.sleep(0.2)

@@ -116,7 +116,29 @@ def check_graph(proto: onnx.ModelProto, path: str) -> dict:
         _check_initializer(name, init, consumers.get(name, []))
     for node in g.node:
         _check_node(node, inits, const)
+    _check_binary_padding(g, inits, const)
     return {"batch": batch}
+
+
+def _check_binary_padding(g: onnx.GraphProto, inits: dict[str, onnx.TensorProto], const: set[str]) -> None:
+    """Zero padding of a binary activation (0 is neither +1 nor -1) is the root cause of later,
+    misleading failures (e.g. at a residual add the padded conv feeds), so it is named first."""
+    binary = {n.output[0] for n in g.node if n.op_type == "BipolarQuant" and n.input[0] not in const}
+    fix = ("zero padding of a binary activation is neither +1 nor -1. Pad binary activations with -1 "
+           "(F.pad(x, ..., value=-1.0), conv padding=0) and train with that padding")
+    for node in g.node:
+        if not node.input or node.input[0] not in binary:
+            continue
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type == "Conv" and any(int(v) for v in attrs.get("pads", [])):
+            raise BuildError(f"conv '{node.name}' pads its binary input '{node.input[0]}' with zeros "
+                             f"(pads={list(attrs['pads'])}): {fix}.")
+        if node.op_type == "Pad" and attrs.get("mode", b"constant") in (b"constant", "constant"):
+            value = attrs.get("value", 0.0)
+            if len(node.input) > 2 and node.input[2]:
+                value = _scalar(inits, node.input[2])
+            if value == 0:
+                raise BuildError(f"pad '{node.name}' pads the binary activation '{node.input[0]}' with 0: {fix}.")
 
 
 def _check_input(inp: onnx.ValueInfoProto) -> int | str:
