@@ -284,3 +284,55 @@ def test_a_crafted_cifar10_folder_fails_the_build_by_name(tmp_path, monkeypatch)
     assert result.status == 1 and "Traceback" not in result.stderr
     assert "test_batch" in result.stderr and "crafted pickle" in result.stderr
     assert not marker.exists()
+
+
+# ---------------------------------------------------------------- residual nets: the root cause first
+
+@pytest.fixture(scope="module")
+def residual_model(tmp_path_factory) -> Path:
+    """A one-block residual net written to the rules (binary 3x3 conv padded with -1, shared quantizer)."""
+    import torch
+
+    from tests.bnn_pynq_fixtures import export
+    from tests.residual_models import ResidualNet, randomize
+
+    torch.manual_seed(0)
+    model = randomize(ResidualNet(1, [4], branches=1, prelu_after_add=False, act_bits=4), 0, BASE_SHAPE)
+    return export(model, BASE_SHAPE, tmp_path_factory.mktemp("residual") / "res.onnx")
+
+
+def _pad_with_zero(proto: onnx.ModelProto) -> None:
+    pad = next(n for n in proto.graph.node if n.op_type == "Pad")
+    value = next(i for i in proto.graph.initializer if i.name == pad.input[2])
+    value.CopyFrom(numpy_helper.from_array(np.zeros_like(numpy_helper.to_array(value)), value.name))
+
+
+def _pad_inside_conv(proto: onnx.ModelProto) -> None:
+    """What F.pad(value=0) or Conv2d(padding=1) exports: the conv pads its binary input with zeros."""
+    pad = next(n for n in proto.graph.node if n.op_type == "Pad")
+    conv = next(n for n in proto.graph.node if n.op_type == "Conv" and n.input[0] == pad.output[0])
+    conv.input[0] = pad.input[0]
+    for attr in conv.attribute:
+        if attr.name == "pads":
+            attr.ints[:] = [1, 1, 1, 1]
+    proto.graph.node.remove(pad)
+
+
+@pytest.mark.parametrize(("mutate", "needles"), [
+    (_pad_with_zero, ("pad 'node_pad'", "binary activation", "with 0", "value=-1.0")),
+    (_pad_inside_conv, ("conv 'node_Conv_84'", "with zeros", "value=-1.0")),
+], ids=["pad_value_zero", "conv_zero_pads"])
+def test_zero_padding_before_a_residual_add_is_named_as_the_padding(mutate, needles, residual_model, tmp_path):
+    case = Case(mutate.__name__, "rules", lambda b, t: [], needles)
+    argv = ["--model", str(_control_model(residual_model, tmp_path, mutate)), "--board", "pynq-z2", "--output",
+            str(tmp_path / "out"), "--until", "dataflow"]
+    result = run_cli(argv)
+    assert_refused(case, result, tmp_path / "out", {})
+    assert "residual add" not in result.stderr   # the padding, not the add it feeds, is the root cause
+
+
+def test_the_residual_net_itself_builds(residual_model, tmp_path):
+    result = run_cli(["--model", str(residual_model), "--board", "pynq-z2", "--output", str(tmp_path / "out"),
+                      "--until", "dataflow"])
+    assert result.status == 0, result.stderr
+    assert (tmp_path / "out" / "dataflow.onnx").exists()

@@ -166,20 +166,22 @@ def _check_input(inp: onnx.ValueInfoProto) -> int | str:
 
 
 def _check_initializer(name: str, init: onnx.TensorProto, uses: list[tuple[onnx.NodeProto, int]]) -> None:
-    user = f" (read by node '{uses[0][0].name}', {uses[0][0].op_type})" if uses else ""
+    if not uses:
+        return  # unused: tidy removes it
+    user = f" (read by node '{uses[0][0].name}', {uses[0][0].op_type})"
     try:
         value = numpy_helper.to_array(init)
     except Exception as exc:  # onnx raises ValueError/TypeError for truncated raw data
         raise BuildError(f"initializer '{name}'{user} cannot be read ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0][:200] if str(exc) else ''}). {FIX_EXPORT}") from None
-    integer_slot = uses and all((n.op_type, k) in INTEGER_SLOTS for n, k in uses)
+    integer_slot = all((n.op_type, k) in INTEGER_SLOTS for n, k in uses)
     if init.data_type == TensorProto.INT64 and integer_slot:
         return
     if init.data_type != TensorProto.FLOAT:
         raise BuildError(f"initializer '{name}'{user} is {_dtype_name(init.data_type)}; weights and parameters "
                          "must be float32. Convert the model to float32 (model.float()) before exporting.")
     # quantizer scales are checked (with the Brevitas fix) by streamline, bit widths by _check_node
-    scale_slot = uses and all(n.op_type in QUANT_OPS and k in (1, 3) for n, k in uses)
+    scale_slot = all(n.op_type in QUANT_OPS and k in (1, 3) for n, k in uses)
     if value.size and not np.isfinite(value).all() and not scale_slot:
         bad = int((~np.isfinite(value)).sum())
         raise BuildError(f"initializer '{name}'{user} holds {bad} NaN or infinite values; the reference would "
