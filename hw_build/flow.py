@@ -642,8 +642,10 @@ def _build_locked(opts: Options, board: boards.Board, clock: float, name: str, o
                     error = f"{type(exc).__name__}: {exc}"
                 entry.update(status="interrupted" if interrupted else "failed",
                              seconds=round(time.perf_counter() - t0, 2), error=error)
-                # nothing half-written may look finished: this step's files and every later one's go
-                _forget_steps(ctx, manifest, list(STEPS[spec.index:]))
+                # nothing half-written may look finished: this step's files and every later one's go;
+                # the failed step's report entries stay (a verification mismatch is reported there)
+                _forget_steps(ctx, manifest, list(STEPS[spec.index + 1:]))
+                manifest.remove(spec.name, spec.paths)
                 if interrupted:
                     ctx.report = committed
                 ctx.report["status"] = "interrupted" if interrupted else "failed"
