@@ -33,6 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-synth", action="store_true", help="skip Yosys synthesis")
     p.add_argument("--weights", help="trained checkpoint for a zoo model (what quant_models.train writes, any path; "
                                      "default: the shipped weights)")
+    p.add_argument("--force", action="store_true",
+                   help="build into an existing folder that is not a build folder (nothing there is deleted; "
+                        "refused when a file the build writes already exists)")
     p.add_argument("--list-models", action="store_true", help="list zoo models and exit")
     p.add_argument("--list-boards", action="store_true", help="list boards and exit")
     p.add_argument("--list-steps", action="store_true", help="list the build steps and exit")
@@ -50,11 +53,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{b.name:8s} {b.part:22s} {b.clock_mhz:5.0f} MHz  {b.lut:>9,} LUT  {b.bram36:>5} BRAM36  {b.dsp:>6} DSP")
         return 0
     if args.list_steps:
-        from hw_build.flow import ALIASES, STEP_NAMES
+        from hw_build.flow import STEPS
 
-        for s in STEP_NAMES:
-            alias = [a for a, t in ALIASES.items() if t == s]
-            print(s + (f"  (alias: {', '.join(alias)})" if alias else ""))
+        for spec in STEPS:
+            print(spec.name + (f"  (alias: {', '.join(spec.aliases)})" if spec.aliases else ""))
         return 0
     if args.list_models:
         from quant_models import zoo
@@ -67,17 +69,29 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from hw_build import build
-    from hw_build.errors import BuildError
+    from hw_build.errors import BuildError, UsageError
 
     try:
         report = build(
             args.model, args.board, output=args.output, clock_mhz=args.clock_mhz,
             target_fps=args.target_fps, folding=args.folding, until=args.until, start=args.start,
             verify_input=args.verify_input, verify_images=args.verify_images, synth=not args.no_synth,
-            accuracy_images=args.accuracy_images, weights=args.weights,
+            accuracy_images=args.accuracy_images, weights=args.weights, force=args.force,
         )
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except BuildError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: steps.json marks the step that was running; resume with --from that step.",
+              file=sys.stderr)
+        return 130
+    except Exception as exc:  # a compiler bug, not a user mistake: one paragraph, the traceback is in build.log
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"\nerror: internal error ({type(exc).__name__}: {first[:300]}). This is a compiler bug; the "
+              "traceback is in the build folder's build.log. Please report it with that folder.", file=sys.stderr)
         return 1
     est = report.get("estimate")
     if est:

@@ -11,11 +11,15 @@ from pathlib import Path
 def build(model: str, board: str, **options) -> dict:
     """Build ``model`` (zoo name or QONNX path) for ``board``; see build.py --help for options
     (``output``, ``clock_mhz``, ``target_fps``, ``folding``, ``until``, ``start``,
-    ``verify_input``, ``verify_images``, ``synth``, ``accuracy_images``, ``weights``)."""
+    ``verify_input``, ``verify_images``, ``synth``, ``accuracy_images``, ``weights``, ``force``)."""
+    from hw_build.errors import UsageError
     from hw_build.flow import Options
     from hw_build.flow import build as run
 
     for key in ("output", "folding", "verify_input", "weights"):
+        if options.get(key) is not None and not str(options[key]).strip():
+            option = "--" + key.replace("_", "-")
+            raise UsageError(f"{option} is empty; give a path (or leave the option out).")
         if options.get(key) is not None:
             options[key] = Path(options[key])
     return run(Options(model=model, board=board, **options))

@@ -17,7 +17,16 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
 from hw_build import boards
-from hw_build.errors import BuildError
+from hw_build.buildfolder import (
+    MANIFEST,
+    FolderLock,
+    Manifest,
+    adopt,
+    save_model_atomic,
+    save_npy_atomic,
+    write_text_atomic,
+)
+from hw_build.errors import BuildError, UsageError
 
 log = logging.getLogger("hw_build")
 
@@ -41,6 +50,8 @@ class Options:
     accuracy_images: int | None = None
     #: trained weights for a zoo model (a file quant_models.train wrote, any path); None: the shipped ones
     weights: Path | None = None
+    #: build into an existing folder that is not a build folder (none of the build's files may exist there)
+    force: bool = False
 
 
 @dataclass
@@ -52,6 +63,8 @@ class Context:
     report: dict = field(default_factory=dict)
     #: a step may report a status other than "ok" (vivado without Vivado: "scripts only")
     step_status: str = "ok"
+    #: steps whose outputs are complete (finished in this run or an earlier one)
+    finished: set[str] = field(default_factory=set)
 
     def path(self, *parts: str) -> Path:
         return self.out.joinpath(*parts)
@@ -61,14 +74,19 @@ class Context:
 
     def load(self, step: str) -> ModelWrapper:
         p = self.intermediate(step)
-        if not p.exists():
-            raise BuildError(f"cannot resume: '{p}' is missing. Run the build from an earlier step "
+        if not p.exists() or step not in self.finished:
+            why = "is missing" if not p.exists() else "was left by a step that did not finish"
+            raise BuildError(f"cannot resume: '{p}' {why}. Run the build from an earlier step "
                              f"(--from {step} or earlier) first.")
-        return ModelWrapper(str(p))
+        try:
+            return ModelWrapper(str(p))
+        except Exception as exc:  # onnx's parser raises its own types for a damaged file
+            raise BuildError(f"cannot resume: '{p}' is damaged ({type(exc).__name__}); rerun the build "
+                             f"--from {step}.") from None
 
     def save(self, step: str, model: ModelWrapper) -> None:
         self.path("intermediate").mkdir(parents=True, exist_ok=True)
-        model.save(str(self.intermediate(step)))
+        save_model_atomic(self.intermediate(step), model)
 
     def verify_array(self, name: str) -> np.ndarray:
         p = self.path("verify", f"{name}.npy")
@@ -78,7 +96,7 @@ class Context:
 
     def write_verify(self, name: str, value: np.ndarray) -> None:
         self.path("verify").mkdir(parents=True, exist_ok=True)
-        np.save(self.path("verify", f"{name}.npy"), value)
+        save_npy_atomic(self.path("verify", f"{name}.npy"), value)
 
 
 # ---------------------------------------------------------------- steps
@@ -93,6 +111,7 @@ def step_export(ctx: Context) -> None:
         module = None
         ctx.report["model"] = Path(spec).stem
         ctx.report["trained"] = None
+        _report_batch(ctx, model)
     else:
         from quant_models import zoo
 
@@ -135,6 +154,21 @@ def _weights_record(path: Path | None) -> tuple[str | None, str | None]:
         for chunk in iter(lambda: stream.read(1 << 20), b""):
             digest.update(chunk)
     return str(path), digest.hexdigest()
+
+
+def _report_batch(ctx: Context, model: ModelWrapper) -> None:
+    """The accelerator streams one frame at a time: a graph declared for another batch (or a
+    dynamic one) is built as batch 1, and the log and report.json say so."""
+    from hw_build.export import MODEL_BATCH_KEY
+
+    declared = model.get_metadata_prop(MODEL_BATCH_KEY) or "1"
+    declared_value: int | str = int(declared) if declared.isdigit() else declared
+    ctx.report["batch"] = {"declared": declared_value, "built": 1}
+    if declared_value != 1:
+        note = (f"the model's input declares batch {declared_value}; the accelerator streams frames one at a "
+                "time, so it is built for batch 1 and takes any number of frames in a row")
+        ctx.report["batch"]["note"] = note
+        log.warning("WARNING: %s.", note)
 
 
 ACCURACY_FILES = ("accuracy_inputs", "accuracy_labels", "accuracy_reference_scores", "accuracy_rtlsim")
@@ -383,38 +417,126 @@ def step_deploy(ctx: Context) -> None:
     ctx.report["deploy"] = package_summary(ctx.out, zip_path)
     log.info("deploy package: %s", zip_path)
 
-
 Step = Callable[[Context], None]
-STEPS: list[tuple[str, Step, list[str]]] = [
-    # (name, function, files/folders it writes besides its intermediate model)
-    ("export", step_export, ["verify/inputs.npy", "verify/reference.npy", "verify/reference_scores.npy"]),
-    ("tidy", step_tidy, []),
-    ("streamline", step_streamline, ["verify/streamlined.npy"]),
-    ("lower", step_lower, ["dataflow.onnx", "verify/dataflow.npy"]),
-    ("fold", step_fold, ["folding.json"]),
-    ("rtl", step_rtl, ["rtl"]),
-    ("verify", step_verify, ["verify/rtlsim.npy", "verify/accuracy_rtlsim.npy"]),
-    ("estimate", step_estimate, []),
-    ("vivado", step_vivado, ["vivado/bitfile"]),
-    ("deploy", step_deploy, ["deploy", "deploy.zip"]),
-]
-STEP_NAMES = [s[0] for s in STEPS]
-#: report.json keys each step writes (its results, stale once an earlier step runs again)
-STEP_REPORT_KEYS = {
-    "rtl": ["fifo_depths"],
-    "verify": ["rtlsim"],
-    "estimate": ["synth", "synth_error", "synth_partial"],
-    "vivado": ["vivado"],
-    "deploy": ["deploy"],
-}
-ALIASES = {"dataflow": "lower", "streamlined": "streamline", "rtlsim": "verify", "synth": "estimate"}
 
 
-def resolve_step(name: str) -> str:
+@dataclass(frozen=True)
+class StepSpec:
+    """One build step: the function that runs it, what it writes and which report keys hold its
+    results. The driver reads these to resume, to remove a failed step's half-written files and
+    the stale results of later steps, and to record in the manifest what each step wrote."""
+
+    name: str
+    run: Step
+    #: files and folders it writes besides its intermediate model, relative to the build folder
+    outputs: tuple[str, ...] = ()
+    #: report.json keys holding its results ("a.b": key b of the dict under a); stale once an
+    #: earlier step runs again
+    report_keys: tuple[str, ...] = ()
+    #: other names --until / --from accept for it
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def index(self) -> int:
+        return STEP_NAMES.index(self.name)
+
+    @property
+    def intermediate(self) -> str:
+        return f"intermediate/{self.index:02d}_{self.name}.onnx"
+
+    @property
+    def paths(self) -> list[str]:
+        """Everything the step writes (its intermediate model first)."""
+        return [self.intermediate, *self.outputs]
+
+
+STEPS: tuple[StepSpec, ...] = (
+    StepSpec("export", step_export,
+             ("verify/inputs.npy", "verify/reference.npy", "verify/reference_scores.npy",
+              *(f"verify/{name}.npy" for name in ACCURACY_FILES if name != "accuracy_rtlsim")),
+             ("trained", "weights", "verify_source", "accuracy", "batch")),
+    StepSpec("tidy", step_tidy),
+    StepSpec("streamline", step_streamline, ("verify/streamlined.npy",), ("verify.streamlined",),
+             aliases=("streamlined",)),
+    StepSpec("lower", step_lower, ("dataflow.onnx", "verify/dataflow.npy"), ("verify.dataflow",),
+             aliases=("dataflow",)),
+    # the layer table, estimate, fit and DMA figures are computed from the folded graph
+    StepSpec("fold", step_fold, ("dataflow.onnx", "folding.json"),
+             ("layers", "edges", "estimate", "utilization", "fits", "fits_basis", "dma")),
+    StepSpec("rtl", step_rtl, ("rtl",), ("fifo_depths",)),
+    StepSpec("verify", step_verify, ("verify/rtlsim.npy", "verify/accuracy_rtlsim.npy"),
+             ("rtlsim", "verify.rtlsim", "accuracy.rtlsim", "accuracy.rtlsim_vs_reference_mismatches",
+              "accuracy.simulation_seconds"), aliases=("rtlsim",)),
+    StepSpec("estimate", step_estimate, ("synth",), ("synth", "synth_error", "synth_partial"), aliases=("synth",)),
+    StepSpec("vivado", step_vivado, ("vivado",), ("vivado",)),
+    StepSpec("deploy", step_deploy, ("deploy", "deploy.zip"), ("deploy",)),
+)
+STEP_NAMES = [s.name for s in STEPS]
+STEP_BY_NAME = {s.name: s for s in STEPS}
+#: every other name a step answers to (--list-steps shows them)
+ALIASES = {alias: s.name for s in STEPS for alias in s.aliases}
+
+
+def resolve_step(name: str, option: str = "--until/--from") -> str:
     step = ALIASES.get(name, name)
     if step not in STEP_NAMES:
-        raise BuildError(f"unknown step '{name}'. Steps: {', '.join(STEP_NAMES)} (python build.py --list-steps).")
+        shown = f"'{name}'" if name.strip() else "an empty name"
+        raise UsageError(f"{option}: unknown step {shown}. Steps: {', '.join(STEP_NAMES)} "
+                         "(python build.py --list-steps).")
     return step
+
+
+# ---------------------------------------------------------------- option checks
+
+#: the fastest fabric clock any supported device closes timing at is well below this
+MAX_CLOCK_MHZ = 1000.0
+
+
+def check_options(opts: Options) -> None:
+    """Refuse option values that cannot mean anything before anything runs (UsageError: build.py
+    exits 2), and read the files the options name (their content errors are BuildErrors)."""
+    import math
+
+    if opts.clock_mhz is not None:
+        clock = opts.clock_mhz
+        if not isinstance(clock, (int, float)) or not math.isfinite(clock) or not 0 < clock <= MAX_CLOCK_MHZ:
+            raise UsageError(f"--clock-mhz must be a finite number of MHz in (0, {MAX_CLOCK_MHZ:g}] (got {clock}); "
+                             "leave it out for the board's default clock (python build.py --list-boards).")
+    target = str(opts.target_fps).strip()
+    if target != "max":
+        try:
+            fps = float(target)
+        except ValueError:
+            raise UsageError(f"--target-fps must be a number or 'max' (got '{opts.target_fps}').") from None
+        if not math.isfinite(fps) or fps <= 0:
+            raise UsageError(f"--target-fps must be positive and finite, or 'max' (got '{opts.target_fps}').")
+    if isinstance(opts.verify_images, bool) or not isinstance(opts.verify_images, int) or opts.verify_images < 1:
+        raise UsageError(f"--verify-images must be a whole number of images, at least 1 (got {opts.verify_images}).")
+    if opts.accuracy_images is not None and (not isinstance(opts.accuracy_images, int) or opts.accuracy_images < 0):
+        raise BuildError(f"--accuracy-images must be 0 (skip) or a positive count (got {opts.accuracy_images}).")
+    for option, value in (("--until", opts.until), ("--from", opts.start)):
+        if value is not None:
+            resolve_step(value, option)
+    if opts.output is not None:
+        out = Path(opts.output)
+        if str(opts.output).strip() == "":
+            raise UsageError("--output is empty; give a folder path (or leave it out for build/<model>-<board>).")
+        for parent in [out, *out.parents]:
+            if parent.exists() and not parent.is_dir():
+                where = "is a file" if parent == out else f"lies under '{parent}', which is a file"
+                raise UsageError(f"--output '{out}' {where}; a build folder must be a folder. Choose another path.")
+    for option, value in (("--folding", opts.folding), ("--verify-input", opts.verify_input)):
+        if value is not None and not Path(value).is_file():
+            what = "is a folder" if Path(value).is_dir() else "does not exist"
+            raise UsageError(f"{option} '{value}' {what}; give the path of a file.")
+    if opts.folding is not None:
+        from hw_build.fold import read_folding_file
+
+        read_folding_file(Path(opts.folding))
+    if opts.verify_input is not None:
+        from hw_build.inputs import read_verify_input
+
+        read_verify_input(Path(opts.verify_input))
 
 
 # ---------------------------------------------------------------- driver
@@ -435,47 +557,49 @@ def _setup_logging(out: Path, resume: bool) -> logging.Handler:
     return handler
 
 
-def _remove_paths(paths: list[Path]) -> None:
-    for p in paths:
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
+def _forget_report_keys(report: dict, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        head, _, sub = key.partition(".")
+        if not sub:
+            report.pop(head, None)
+        elif isinstance(report.get(head), dict):
+            report[head].pop(sub, None)
+    # report.json's accuracy block always has an rtlsim entry (null until the RTL ran)
+    if isinstance(report.get("accuracy"), dict):
+        report["accuracy"].setdefault("rtlsim", None)
 
 
-def _remove_outputs(ctx: Context, step: str, extra: list[str]) -> None:
-    """Remove what a failed step may have half-written, so nothing looks finished."""
-    _remove_paths([ctx.intermediate(step)] + [ctx.path(rel) for rel in extra])
-    if step in ("export", "tidy", "streamline", "lower"):
-        for later in ("dataflow.onnx", "folding.json"):
-            if ctx.path(later).exists():
-                ctx.path(later).unlink()
+def _forget_steps(ctx: Context, manifest: Manifest, steps: list[StepSpec]) -> None:
+    """Remove what ``steps`` wrote in earlier builds (only files the manifest lists) and their
+    report keys: they were made from inputs this run replaces (a resumed build that reruns fold
+    must not report the old RTL's simulation, FIFOs or synthesis)."""
+    for spec in steps:
+        manifest.remove(spec.name, spec.paths)
+        _forget_report_keys(ctx.report, spec.report_keys)
 
 
-def _drop_stale_results(ctx: Context, history: list[dict], after: str) -> list[dict]:
-    """Forget what the steps after ``after`` produced in an earlier run: it was made from
-    inputs this run replaces (a resumed build that reruns fold must not report the old RTL's
-    simulation, FIFOs or synthesis). Returns the history without those steps."""
-    later = STEP_NAMES[STEP_NAMES.index(after) + 1:]
-    for step, _fn, outputs in STEPS:
-        if step not in later:
-            continue
-        _remove_paths([ctx.intermediate(step)] + [ctx.path(o) for o in outputs])
-        for key in STEP_REPORT_KEYS.get(step, []):
-            ctx.report.pop(key, None)
-    if "verify" in later and isinstance(ctx.report.get("accuracy"), dict):
-        acc = ctx.report["accuracy"]
-        ctx.report["accuracy"] = {k: acc[k] for k in ("dataset", "images", "reference") if k in acc} | {"rtlsim": None}
-    return [h for h in history if h["step"] not in later]
+def _refuse_foreign_files(manifest: Manifest, steps: list[StepSpec]) -> None:
+    clash = manifest.foreign([p for spec in steps for p in spec.paths])
+    if clash:
+        shown = ", ".join(clash[:6]) + (f" and {len(clash) - 6} more" if len(clash) > 6 else "")
+        raise BuildError(f"the build would write over files in '{manifest.out}' that no build wrote ({shown}); a "
+                         "build never deletes or overwrites your files. Move them away or build into another "
+                         "--output folder.")
+
+
+def _load_json(path: Path, default):
+    if not path.exists():
+        return default
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise BuildError(f"'{path}' is damaged (not JSON); rerun the build from the first step.") from None
 
 
 def build(opts: Options) -> dict:
+    check_options(opts)
     board = boards.get(opts.board)
     clock = opts.clock_mhz or board.clock_mhz
-    if clock <= 0:
-        raise BuildError(f"--clock-mhz must be positive (got {clock}).")
-    if opts.accuracy_images is not None and opts.accuracy_images < 0:
-        raise BuildError(f"--accuracy-images must be 0 (skip) or a positive count (got {opts.accuracy_images}).")
     name = Path(opts.model).stem if opts.model.endswith(".onnx") else opts.model
     if opts.weights is not None:
         if opts.model.endswith(".onnx") or Path(opts.model).is_file():
@@ -485,63 +609,96 @@ def build(opts: Options) -> dict:
             raise BuildError(f"--weights '{opts.weights}' does not exist or is not a file; give the .pt (or "
                              f".ckpt) file that `python -m quant_models.train --model {opts.model}` writes.")
     out = Path(opts.output) if opts.output else Path("build") / f"{name}-{board.name}"
-    first = resolve_step(opts.start) if opts.start else STEP_NAMES[0]
-    last = resolve_step(opts.until) if opts.until else STEP_NAMES[-1]
+    first = resolve_step(opts.start, "--from") if opts.start else STEP_NAMES[0]
+    last = resolve_step(opts.until, "--until") if opts.until else STEP_NAMES[-1]
     if STEP_NAMES.index(first) > STEP_NAMES.index(last):
-        raise BuildError(f"--from {first} comes after --until {last}.")
+        raise UsageError(f"--from {first} comes after --until {last}; the steps run in this order: "
+                         f"{', '.join(STEP_NAMES)}.")
     resume = first != STEP_NAMES[0]
-    if resume and not out.exists():
-        raise BuildError(f"cannot resume from '{first}': build folder '{out}' does not exist.")
+    if resume and not (out / MANIFEST).is_file():
+        what = "does not exist" if not out.exists() else "is not a build folder (no build_manifest.json)"
+        raise BuildError(f"cannot resume from '{first}': build folder '{out}' {what}. Run the whole build first "
+                         "(leave out --from).")
+    adopt(out, opts.force, [p for spec in STEPS for p in spec.paths])
     out.mkdir(parents=True, exist_ok=True)
+    with FolderLock(out):
+        return _build_locked(opts, board, clock, name, out, first, last, resume)
+
+
+def _build_locked(opts: Options, board: boards.Board, clock: float, name: str, out: Path, first: str, last: str,
+                  resume: bool) -> dict:
+    manifest = adopt(out, opts.force, [p for spec in STEPS for p in spec.paths])
+    run = list(STEPS[STEP_NAMES.index(first): STEP_NAMES.index(last) + 1])
+    _refuse_foreign_files(manifest, run)
+    manifest.save()  # the folder is a build folder from here on
     handler = _setup_logging(out, resume)
     ctx = Context(opts, out, board, clock)
     steps_file = out / "steps.json"
-    history = json.loads(steps_file.read_text()) if resume and steps_file.exists() else []
     report_file = out / "report.json"
-    if resume and report_file.exists():
-        ctx.report = json.loads(report_file.read_text())
+    history = _load_json(steps_file, []) if resume else []
+    if resume:
+        ctx.report = _load_json(report_file, {})
+    # steps from --from on run again; their earlier entries and every later step's are stale
+    history = [h for h in history if STEP_NAMES.index(h["step"]) < STEP_NAMES.index(first)]
+    ctx.finished = {h["step"] for h in history if h["status"] not in ("failed", "running", "interrupted")}
     ctx.report.update({"model": ctx.report.get("model", name), "board": board.name, "part": board.part,
                        "clock_mhz": clock})
-    history = _drop_stale_results(ctx, history, last)
+    _forget_steps(ctx, manifest, list(STEPS[STEP_NAMES.index(first):]))
+
+    def write_state(report: dict) -> None:
+        write_text_atomic(steps_file, json.dumps(history, indent=2) + "\n")
+        write_text_atomic(report_file, json.dumps(report, indent=2, default=_json_default) + "\n")
+
+    #: the report as of the last finished step: what an interrupted build leaves behind
+    committed = json.loads(json.dumps(ctx.report, default=_json_default))
     try:
         log.info("building %s for %s (%s) at %g MHz into %s", name, board.name, board.part, clock, out)
-        for step, fn, outputs in STEPS[STEP_NAMES.index(first): STEP_NAMES.index(last) + 1]:
-            history = [h for h in history if h["step"] != step]
-            entry = {"step": step, "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-            log.info("[%s] ...", step)
+        for spec in run:
+            entry = {"step": spec.name, "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            history.append(entry)
+            manifest.claim(spec.name, spec.paths)
+            write_state(committed)  # steps.json says "running" until the step really finished
+            log.info("[%s] ...", spec.name)
             t0 = time.perf_counter()
             ctx.step_status = "ok"
             try:
-                fn(ctx)
-            except BuildError as exc:
-                exc.step = exc.step or step
-                log.error("error: %s", exc)
-                entry.update(status="failed", seconds=round(time.perf_counter() - t0, 2), error=str(exc))
-                history.append(entry)
-                _remove_outputs(ctx, step, outputs)
-                ctx.report["status"] = "failed"
-                ctx.report["failed_step"] = step
+                spec.run(ctx)
+            except BaseException as exc:
+                interrupted = not isinstance(exc, Exception)
+                if isinstance(exc, BuildError):
+                    exc.step = exc.step or spec.name
+                    log.error("error: %s", exc)
+                    error = str(exc)
+                elif interrupted:
+                    log.error("interrupted (%s) during step %s", type(exc).__name__, spec.name)
+                    error = f"interrupted ({type(exc).__name__})"
+                else:
+                    log.error("internal error in step %s", spec.name, exc_info=True)
+                    error = f"{type(exc).__name__}: {exc}"
+                entry.update(status="interrupted" if interrupted else "failed",
+                             seconds=round(time.perf_counter() - t0, 2), error=error)
+                # nothing half-written may look finished: this step's files and every later one's go;
+                # the failed step's report entries stay (a verification mismatch is reported there)
+                _forget_steps(ctx, manifest, list(STEPS[spec.index + 1:]))
+                manifest.remove(spec.name, spec.paths)
+                if interrupted:
+                    ctx.report = committed
+                ctx.report["status"] = "interrupted" if interrupted else "failed"
+                ctx.report["failed_step"] = spec.name
                 raise
-            except Exception as exc:
-                entry.update(status="failed", seconds=round(time.perf_counter() - t0, 2),
-                             error=f"{type(exc).__name__}: {exc}")
-                history.append(entry)
-                _remove_outputs(ctx, step, outputs)
-                ctx.report["status"] = "failed"
-                ctx.report["failed_step"] = step
-                raise
+            manifest.record(spec.name, spec.paths)
+            ctx.finished.add(spec.name)
             entry.update(status=ctx.step_status, seconds=round(time.perf_counter() - t0, 2))
-            history.append(entry)
-            log.info("[%s] done in %.1f s", step, entry["seconds"])
-            steps_file.write_text(json.dumps(history, indent=2) + "\n")
+            committed = json.loads(json.dumps(ctx.report, default=_json_default))
+            write_state(committed)
+            log.info("[%s] done in %.1f s", spec.name, entry["seconds"])
         ctx.report["status"] = "ok"
         ctx.report.pop("failed_step", None)
         ctx.report["steps_run"] = [h["step"] for h in history if h["status"] != "failed"]
         _finish_report(ctx)
         return ctx.report
     finally:
-        steps_file.write_text(json.dumps(history, indent=2) + "\n")
-        report_file.write_text(json.dumps(ctx.report, indent=2, default=_json_default) + "\n")
+        write_state(ctx.report)
         log.removeHandler(handler)
         handler.close()
 

@@ -18,11 +18,32 @@ def model_input_shape(model: ModelWrapper) -> list[int]:
     return list(model.get_tensor_shape(inp.name))
 
 
-def _from_file(path: Path, shape: list[int]) -> np.ndarray:
+def read_verify_input(path: Path) -> np.ndarray:
+    """The array of a --verify-input .npy file, refused when it cannot be verification images
+    whatever the model: not one numeric array, no images, or values that are not finite."""
     try:
-        x = np.load(path)
-    except (OSError, ValueError) as exc:
-        raise BuildError(f"cannot read --verify-input '{path}': {exc}.") from None
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BuildError(f"cannot read --verify-input '{path}' as a .npy array ({first}). Save one float array "
+                         "with numpy.save(path, x).") from None
+    if not isinstance(x, np.ndarray):
+        raise BuildError(f"--verify-input '{path}' is an .npz archive of {len(x.files)} arrays; save one array "
+                         "with numpy.save(path, x) (not numpy.savez).")
+    if x.dtype.kind not in "biuf":
+        raise BuildError(f"--verify-input '{path}' holds {x.dtype} values; give float pixel/255 values in [0, 1].")
+    if x.ndim == 0 or x.size == 0:
+        raise BuildError(f"--verify-input '{path}' has shape {list(x.shape)}: no images. Give at least one image "
+                         "shaped like the model input (N, C, H, W).")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        bad = int((~np.isfinite(x)).sum())
+        raise BuildError(f"--verify-input '{path}' holds {bad} NaN or infinite values; give finite pixel/255 "
+                         "values in [0, 1].")
+    return x
+
+
+def _from_file(path: Path, shape: list[int]) -> np.ndarray:
+    x = read_verify_input(path)
     if x.ndim == len(shape) - 1:
         x = x[None]
     if list(x.shape[1:]) != list(shape[1:]):
@@ -45,7 +66,7 @@ def _from_file(path: Path, shape: list[int]) -> np.ndarray:
 def verify_images(opts, module, model: ModelWrapper) -> tuple[np.ndarray, str]:
     """uint8 NCHW images for verification and where they come from."""
     shape = model_input_shape(model)
-    n = max(1, int(opts.verify_images))
+    n = int(opts.verify_images)  # checked >= 1 with the other options
     if opts.verify_input is not None:
         x = _from_file(Path(opts.verify_input), shape)
         return x, f"file {opts.verify_input}"
@@ -62,8 +83,10 @@ def verify_images(opts, module, model: ModelWrapper) -> tuple[np.ndarray, str]:
         try:
             x, _ = data.load("cifar10", "test")
             return np.clip(np.rint(x[:n] * 255.0), 0, 255).astype(np.uint8), "cifar10 test split"
-        except Exception as exc:  # no local CIFAR-10 folder: fall back to random images
+        except data.DatasetNotFoundError as exc:  # no local CIFAR-10 folder: fall back to random images
             log.info("CIFAR-10 not available (%s); using seeded random images", type(exc).__name__)
+        except data.UnsafeDatasetError as exc:
+            raise BuildError(str(exc)) from None
     rng = np.random.default_rng(0)
     return rng.integers(0, 256, size=[n] + list(shape[1:]), dtype=np.uint8), "seeded random images (seed 0)"
 
@@ -81,9 +104,16 @@ def reference_scores(module, model: ModelWrapper, images: np.ndarray) -> np.ndar
     from qonnx.util.cleanup import cleanup_model
 
     from hw_build.execute import execute_graph
+    from hw_build.export.validate import execution_error
 
-    clean = cleanup_model(ModelWrapper(model.model.SerializeToString()))
-    out = execute_graph(clean, x)[clean.graph.output[0].name]
+    try:
+        clean = cleanup_model(ModelWrapper(model.model.SerializeToString()))
+        out = execute_graph(clean, x)[clean.graph.output[0].name]
+    except BuildError:
+        raise
+    except Exception as exc:  # onnx, onnxruntime and qonnx raise their own types for a broken graph
+        raise execution_error(ModelWrapper(model.model.SerializeToString()), x, exc, "the reference scores") from None
+    # non-finite scores come from a quantizer scale, which streamline names with the fix
     return out.reshape(out.shape[0], -1)
 
 
@@ -107,7 +137,9 @@ def accuracy_images(opts, module) -> tuple[np.ndarray, np.ndarray, str] | None:
 
     try:
         x, y = data.load(dataset, "test")
-    except Exception as exc:  # no local CIFAR-10 folder: say so, measure nothing
+    except data.UnsafeDatasetError as exc:
+        raise BuildError(str(exc)) from None
+    except data.DatasetNotFoundError as exc:  # no local CIFAR-10 folder: say so, measure nothing
         log.info("accuracy: the %s test split is not available here (%s); report.json accuracy stays null",
                  dataset, exc)
         return None

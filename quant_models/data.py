@@ -102,16 +102,62 @@ def find_cifar10_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
     )
 
 
+class UnsafeDatasetError(ValueError):
+    """A dataset file that is not plain data in the standard format (it may try to run code)."""
+
+
+#: the only globals a standard CIFAR-10 batch pickle references: numpy arrays (the image data)
+#: and the helpers numpy's own pickling uses to rebuild them
+_CIFAR10_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, bytes, strings, numbers and numpy arrays; refuses every other
+    global (a crafted pickle names os.system or similar to run code when loaded)."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _CIFAR10_GLOBALS:
+            return super().find_class(module, name)
+        raise UnsafeDatasetError(f"refers to {module}.{name}")
+
+
+def _read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One batch file of the python-pickle CIFAR-10 format: {b"data": uint8 (N, 3072), b"labels": [N]}."""
+    what = (f"'{path}' is not a CIFAR-10 python-pickle batch ({{}}); it is not loaded, as a crafted pickle can run "
+            "code. Use the files of 'cifar-10-python.tar.gz' from https://www.cs.toronto.edu/~kriz/cifar.html.")
+    try:
+        with open(path, "rb") as handle:
+            batch = _CifarUnpickler(handle, encoding="bytes").load()
+    except UnsafeDatasetError as exc:
+        raise UnsafeDatasetError(what.format(exc)) from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise UnsafeDatasetError(what.format(f"{type(exc).__name__}: {exc}")) from None
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        raise UnsafeDatasetError(what.format("no b'data' and b'labels' entries"))
+    data = np.asarray(batch[b"data"])
+    labels = np.asarray(batch[b"labels"])
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (data.shape[0],):
+        raise UnsafeDatasetError(what.format(f"data shape {list(data.shape)}, {labels.size} labels"))
+    if data.dtype.kind not in "ui" or data.min(initial=0) < 0 or data.max(initial=0) > 255 or \
+            labels.dtype.kind not in "ui" or labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
+        raise UnsafeDatasetError(what.format("pixel values outside 0..255 or labels outside 0..9"))
+    return data.astype(np.uint8).reshape(-1, 3, 32, 32), labels.astype(np.int64)
+
+
 def _load_cifar10(split: str, data_dir: str | os.PathLike[str] | None) -> tuple[np.ndarray, np.ndarray]:
     folder = find_cifar10_dir(data_dir)
     names = CIFAR10_TRAIN_FILES if split == "train" else CIFAR10_TEST_FILES
     images: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     for name in names:
-        with open(folder / name, "rb") as handle:
-            batch = pickle.load(handle, encoding="bytes")
-        images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        labels.append(np.asarray(batch[b"labels"], dtype=np.int64))
+        data, batch_labels = _read_cifar10_batch(folder / name)
+        images.append(data)
+        labels.append(batch_labels)
     x = (np.concatenate(images) / 255.0).astype(np.float32)
     return x, np.concatenate(labels)
 

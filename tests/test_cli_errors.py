@@ -26,8 +26,10 @@ def run_build(*args: str) -> subprocess.CompletedProcess:
                           cwd=ROOT, timeout=300)
 
 
-def assert_user_error(proc: subprocess.CompletedProcess, *needles: str, out: Path | None = None) -> None:
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+def assert_user_error(proc: subprocess.CompletedProcess, *needles: str, out: Path | None = None,
+                      status: int = 1) -> None:
+    """status 1: a problem with the model or a file; 2: an option value that cannot mean anything."""
+    assert proc.returncode == status, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     for needle in needles:
         assert needle in proc.stderr, proc.stderr
@@ -165,8 +167,8 @@ def test_unreachable_target_fps_names_the_slow_layers(tfc_lowered):
     # fast the design can go and what to change
     assert_user_error(proc, "--target-fps 1e9", "cycles at its fastest", "MVTU_0", "highest reachable rate",
                       "raise --clock-mhz")
-    assert_user_error(run_fold(tfc_lowered, "--target-fps", "fast"), "must be a number or 'max'")
-    assert_user_error(run_fold(tfc_lowered, "--target-fps", "-5"), "must be positive")
+    assert_user_error(run_fold(tfc_lowered, "--target-fps", "fast"), "must be a number or 'max'", status=2)
+    assert_user_error(run_fold(tfc_lowered, "--target-fps", "-5"), "must be positive", status=2)
 
 
 def test_bad_folding_file_names_every_problem(tfc_lowered, tmp_path):

@@ -57,18 +57,49 @@ def folding_config(model: ModelWrapper) -> dict:
     return cfg
 
 
+def read_folding_file(path: Path) -> dict[str, dict]:
+    """Read a FINN folding_config file and check its structure: a JSON object mapping layer
+    names to objects whose PE/SIMD are positive whole numbers and whose ram_style is a string.
+    Which layers exist and which values divide them is checked against the design at fold."""
+    import math
+
+    try:
+        cfg = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BuildError(f"cannot read folding file '{path}': {exc}. It must be a FINN folding_config JSON "
+                         'object such as {"Defaults": {}, "MVTU_0": {"PE": 4, "SIMD": 8}}.') from None
+    example = '{"Defaults": {}, "MVTU_0": {"PE": 4, "SIMD": 8}}'
+    if not isinstance(cfg, dict):
+        raise BuildError(f"folding file '{path}' holds a JSON {type(cfg).__name__}, not an object mapping layer "
+                         f"names to their folding, e.g. {example}.")
+    problems = []
+    for name, values in cfg.items():
+        if not isinstance(values, dict):
+            problems.append(f"'{name}' maps to a JSON {type(values).__name__}, not an object like "
+                            '{"PE": 4, "SIMD": 8}')
+            continue
+        for attr, value in values.items():
+            if attr in ("PE", "SIMD", "depth"):
+                whole = (isinstance(value, int) and not isinstance(value, bool)) or (
+                    isinstance(value, float) and math.isfinite(value) and value.is_integer())
+                if not whole or value < 1:
+                    problems.append(f"{name}.{attr}={json.dumps(value)} is not a positive whole number")
+            elif attr == "ram_style" and not isinstance(value, str):
+                problems.append(f"{name}.ram_style={json.dumps(value)} is not a string "
+                                f"(one of {sorted(RAM_STYLES)})")
+    if problems:
+        raise BuildError(f"folding file '{path}': " + "; ".join(problems[:8]) + ". Write PE and SIMD as whole "
+                         "numbers (python build.py writes folding.json in this format).")
+    return cfg
+
+
 def apply_folding_file(model: ModelWrapper, path: Path, dma_bits: int = 64) -> ModelWrapper:
     """The layer graph ``model`` folded as the file says, with its stream plumbing; FIFO depths
     the file gives (``{"depth": N}`` on a FIFO node, as folding.json writes them) are fixed:
     FIFO sizing keeps them."""
     from hw_build.fold.plumbing import insert_stream_plumbing, set_fifo_depths
 
-    try:
-        cfg = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BuildError(f"cannot read folding file '{path}': {exc}.") from None
-    if not isinstance(cfg, dict) or not all(isinstance(v, dict) for v in cfg.values()):
-        raise BuildError(f"folding file '{path}': expected an object of node name -> {{attribute: value}}.")
+    cfg = read_folding_file(path)
     ops = {op.onnx_node.name: op for op in layers(model)}
     problems = []
     plumbing_entries = {}

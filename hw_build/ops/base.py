@@ -19,7 +19,7 @@ import numpy as np
 from qonnx.core.datatype import DataType
 from qonnx.custom_op.base import CustomOp
 
-from hw_build.errors import BuildError
+from hw_build.errors import BuildError, LayerError
 
 DOMAIN = "hw_build.ops"
 
@@ -155,12 +155,9 @@ class HWLayer(CustomOp):
         options = self.fold_options()
         for attr, value in values.items():
             if attr not in options:
-                raise ValueError(f"{self.onnx_node.name}: no folding attribute {attr}")
+                raise self.error(f"no folding attribute {attr}", f"Its folding attributes: {sorted(options)}.")
             if int(value) not in options[attr]:
-                raise ValueError(
-                    f"{self.onnx_node.name}: {attr}={value} is not allowed; "
-                    f"choose one of {options[attr]}"
-                )
+                raise self.error(f"{attr}={value} is not allowed", f"Choose one of {options[attr]}.")
             self.set_nodeattr(attr, int(value))
 
     def cycles(self) -> int:
@@ -214,6 +211,10 @@ class HWLayer(CustomOp):
         The file names are the ones ``rtl_params`` passes to the module ($readmemh).
         """
         return {}
+
+    def error(self, problem: str, fix: str = "") -> LayerError:
+        """A user-facing error naming this node and its op (raise it)."""
+        return LayerError(self.onnx_node.name, self.onnx_node.op_type, problem, fix)
 
     def describe(self) -> str:
         fold = ", ".join(f"{k}={v}" for k, v in self.get_folding().items())

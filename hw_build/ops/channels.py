@@ -123,8 +123,8 @@ class ChannelConcat(HWLayer):
         if model is not None:
             b_dtype = model.get_tensor_datatype(self.onnx_node.input[1])
             if b_dtype != self.in_dtype():
-                raise ValueError(f"{self.onnx_node.name}: ChannelConcat inputs must have one element type "
-                                 f"({self.in_dtype().name} vs {b_dtype.name})")
+                raise self.error(f"ChannelConcat inputs must have one element type ({self.in_dtype().name} vs "
+                                 f"{b_dtype.name})", "Give every group of the grouped conv the same output quantizer.")
         pe = self.get_nodeattr("PE")
         return {
             "WIDTH": pe * self.in_dtype().bitwidth(),

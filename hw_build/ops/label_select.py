@@ -67,7 +67,8 @@ class LabelSelect(HWLayer):
 
         in_dtype = self.in_dtype()
         if in_dtype.name == "BIPOLAR":
-            raise ValueError(f"{self.onnx_node.name}: LabelSelect RTL takes integer inputs, not BIPOLAR")
+            raise self.error("LabelSelect RTL takes integer inputs, not BIPOLAR",
+                             "End the network with a quantized (integer) classifier layer.")
         classes = int(np.prod(self.in_shape()[1:]))
         in_bits = in_dtype.bitwidth()
         affine = self.has_affine()
@@ -95,7 +96,7 @@ class LabelSelect(HWLayer):
             a_bits = b_bits = score_bits
         out_bits = self.out_dtype().bitwidth()
         if classes - 1 >= (1 << out_bits):
-            raise ValueError(f"{self.onnx_node.name}: {classes} classes do not fit the {out_bits}-bit label")
+            raise self.error(f"{classes} classes do not fit the {out_bits}-bit label", "This is a compiler limitation; please report it with the model.")
         return {
             "C": classes, "PE": self.get_nodeattr("PE"),
             "IN_BITS": in_bits, "IN_SIGNED": int(in_dtype.signed()),

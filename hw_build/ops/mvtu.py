@@ -217,7 +217,7 @@ class MVTU(HWLayer):
             w_dtype = DataType[f"{'INT' if p['W_SIGNED'] else 'UINT'}{p['W_BITS']}"]
         weights = np.asarray(model.get_initializer(self.onnx_node.input[1]))
         if weights.shape != (mh, mw):
-            raise ValueError(f"{self.onnx_node.name}: weights have shape {weights.shape}, expected {(mh, mw)}")
+            raise self.error(f"weights have shape {weights.shape}, expected {(mh, mw)}", "This is a compiler limitation; please report it with the model.")
         codes = element_codes(weights, w_dtype)
         # word nf*SF + sf holds W[nf*PE + p, sf*SIMD + s] at field p*SIMD + s
         words = codes.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)

@@ -57,9 +57,10 @@ class Pool(HWLayer):
         mode_sum = int(self.get_nodeattr("mode") == "sum")
         in_dtype = self.in_dtype()
         if mode_sum and in_dtype.name == "BIPOLAR":
-            raise ValueError(f"{self.onnx_node.name}: sum pooling of BIPOLAR values is not supported in RTL")
+            raise self.error("sum pooling of BIPOLAR values is not supported in RTL",
+                             "Quantize the pooled activation to an integer type (bit width >= 2) or use max pooling.")
         if self.out_dtype().bitwidth() < in_dtype.bitwidth():
-            raise ValueError(f"{self.onnx_node.name}: output type narrower than the input type")
+            raise self.error("output type narrower than the input type", "This is a compiler limitation; please report it with the model.")
         return {
             "IFM_H": h, "IFM_W": w, "C": c, "K": self.get_nodeattr("kernel"),
             "PE": self.get_nodeattr("PE"), "IN_BITS": in_dtype.bitwidth(),

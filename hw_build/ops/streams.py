@@ -72,7 +72,8 @@ class AddStreams(HWLayer):
         b_dtype = DataType[self.get_nodeattr("in1_dtype")]
         for dt in (a_dtype, b_dtype):
             if dt.name == "BIPOLAR":
-                raise ValueError(f"{self.onnx_node.name}: AddStreams RTL takes integer inputs, not BIPOLAR")
+                raise self.error("AddStreams RTL takes integer inputs, not BIPOLAR",
+                                 "Quantize both inputs of the residual add with one shared integer quantizer (e.g. 4 bits).")
         return {
             "PE": self.get_nodeattr("PE"),
             "A_BITS": a_dtype.bitwidth(), "A_SIGNED": int(a_dtype.signed()),
@@ -106,9 +107,10 @@ class GlobalAccPool(HWLayer):
     def rtl_param_values(self, model=None) -> dict[str, Any]:
         in_dtype = self.in_dtype()
         if in_dtype.name == "BIPOLAR":
-            raise ValueError(f"{self.onnx_node.name}: GlobalAccPool RTL takes integer inputs, not BIPOLAR")
+            raise self.error("GlobalAccPool RTL takes integer inputs, not BIPOLAR",
+                             "Quantize the pooled activation to an integer type (bit width >= 2).")
         if self.out_dtype().bitwidth() < in_dtype.bitwidth():
-            raise ValueError(f"{self.onnx_node.name}: output type narrower than the input type")
+            raise self.error("output type narrower than the input type", "This is a compiler limitation; please report it with the model.")
         return {
             "PIXELS": int(np.prod(self.in_shape()[1:-1])), "C": self.channels(),
             "PE": self.get_nodeattr("PE"), "IN_BITS": in_dtype.bitwidth(),

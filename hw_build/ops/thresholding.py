@@ -47,7 +47,7 @@ class Thresholding(HWLayer):
 
         in_dtype = self.in_dtype()
         if in_dtype.name == "BIPOLAR":
-            raise ValueError(f"{self.onnx_node.name}: Thresholding RTL takes integer inputs, not BIPOLAR")
+            raise self.error("Thresholding RTL takes integer inputs, not BIPOLAR", "This is a compiler limitation; please report it with the model.")
         lo, hi = int_range(in_dtype)
         if model is not None:
             num_thresh = int(np.atleast_2d(model.get_initializer(self.onnx_node.input[1])).shape[1])
@@ -58,7 +58,7 @@ class Thresholding(HWLayer):
         t_bits = max(signed_bits(lo, hi + 1), in_dtype.bitwidth() + 1)
         levels = int(num_thresh).bit_length()
         if levels > self.out_dtype().bitwidth():
-            raise ValueError(f"{self.onnx_node.name}: {num_thresh} thresholds do not fit {self.out_dtype().name}")
+            raise self.error(f"{num_thresh} thresholds do not fit {self.out_dtype().name}", "This is a compiler limitation; please report it with the model.")
         # many thresholds (an input quantizer has 255): binary search, one compare per stage
         search = 3 < num_thresh < 512
         name = verilog_name(self.onnx_node.name)

@@ -31,8 +31,14 @@ def check_supported_ops(model: ModelWrapper) -> None:
 
 def tidy(model: ModelWrapper) -> ModelWrapper:
     check_supported_ops(model)
-    model = cleanup_model(model)
-    model = model.transform(InferShapes())
+    try:
+        model = cleanup_model(model)
+        model = model.transform(InferShapes())
+    except Exception as exc:  # qonnx/onnx shape inference raise their own types for an inconsistent graph
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise BuildError(f"qonnx cleanup and shape inference fail on the model ({type(exc).__name__}: {first}); "
+                         "the graph is inconsistent (check the input shape against the layers). Export the "
+                         "Brevitas model with brevitas.export.export_qonnx and pass that file.") from None
     model = model.transform(GiveUniqueNodeNames())
     model = model.transform(GiveReadableTensorNames())
     model = model.transform(RemoveUnusedTensors())
