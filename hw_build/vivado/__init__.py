@@ -123,7 +123,7 @@ def write_simulation_bitfile(build_dir: Path, record: AcceleratorInterface) -> d
     design = record_design(Path(build_dir) / VIVADO_DIR)
     identity = hashlib.sha256((Path(build_dir) / INTERFACE_NAME).read_bytes()).hexdigest()
     out = Path(build_dir) / VIVADO_DIR / SIMULATION_DIR
-    bit, hwh = hwh_module.write_simulation_bitfile(design, out, BITFILE_BASENAME, f"interface {identity}")
+    bit, hwh = hwh_module.write_simulation_bitfile(design, out, BITFILE_BASENAME, identity)
     dma = design.cell_of("axi_dma")
     return {"dir": f"{VIVADO_DIR}/{SIMULATION_DIR}", "files": [bit.name, hwh.name],
             "dma_ip": dma[0].vlnv if dma else None, "fclk_mhz": round(design.achieved_clock_mhz(), 6),

@@ -12,10 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+from deploy.handoff import simulation_bitstream
 from hw_build.vivado.design_record import CATALOG, PS_FACTS, DesignRecord, clock_divisors
-
-#: the simulation stand-in for a bitstream: the simulated board checks this header
-SIM_BITSTREAM_MAGIC = b"HW_BUILD SIMULATION BITSTREAM v1\n"
 
 
 def _module(parent: ET.Element, name: str, vlnv: str, **attrs: str) -> ET.Element:
@@ -123,11 +121,12 @@ def hwh_text(design: DesignRecord) -> str:
 
 def write_simulation_bitfile(design: DesignRecord, out_dir: Path, basename: str, identity: str) -> tuple[Path, Path]:
     """``<basename>.hwh`` derived from the design and ``<basename>.bit``: a stand-in that says
-    it is one (the simulated board programs the RTL named by ``identity`` instead)."""
+    it is one (the simulated board programs the RTL of the build with interface digest
+    ``identity`` instead)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     hwh = out_dir / f"{basename}.hwh"
     bit = out_dir / f"{basename}.bit"
     hwh.write_text(hwh_text(design))
-    bit.write_bytes(SIM_BITSTREAM_MAGIC + identity.encode() + b"\n")
+    bit.write_bytes(simulation_bitstream(identity, design.part or "unknown"))
     return bit, hwh
