@@ -16,7 +16,7 @@ Protocol on the process's stdin/stdout, one command per line:
     run MAX     clock until a transfer ends (the queued input drained, a beat with tlast taken
                 or the S2MM room used up), or for MAX cycles, or not at all when nothing is
                 queued and S2MM has no room; answers "ran CYCLE STATUS TAKEN LAST_TAKEN_CYCLE N"
-                and N lines "CYCLE HEX LAST" 
+                and N lines "CYCLE HEX LAST"
     quit
 """
 
