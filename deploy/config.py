@@ -111,11 +111,12 @@ class AccelConfig:
         package layout ``deploy/accel.json`` + ``deploy/bitfile/accel.bit``)."""
         near = Path(near)
         folder = near if near.is_dir() else near.parent
-        for cand in (folder / CONFIG_NAME, folder.parent / CONFIG_NAME):
+        # bitfile/accel.bit and bitfile/simulation/accel.bit lie one and two folders below it
+        for cand in (folder / CONFIG_NAME, folder.parent / CONFIG_NAME, folder.parent.parent / CONFIG_NAME):
             if cand.exists():
                 return cls.load(cand), cand
         raise FileNotFoundError(
-            f"no {CONFIG_NAME} found next to '{near}' (looked in '{folder}' and '{folder.parent}'). Copy the "
+            f"no {CONFIG_NAME} found next to '{near}' (looked in '{folder}' and the two folders above). Copy the "
             f"whole deploy package to the board, or pass config=AccelConfig.load(path).")
 
     @classmethod

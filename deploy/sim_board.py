@@ -167,6 +167,8 @@ class AxiDmaModel:
         self.board = board
         self.mm2s = _Channel("MM2S")
         self.s2mm = _Channel("S2MM")
+        #: fault injection: (channel, DMASR error bit) raised by the next transfer's start
+        self.forced_error: tuple[str, int] | None = None
 
     def _channel(self, offset: int) -> tuple[_Channel, int]:
         return (self.s2mm, offset - S2MM) if offset >= S2MM else (self.mm2s, offset)
@@ -213,6 +215,10 @@ class AxiDmaModel:
             ch.fail(SR_INT_ERR)
             return
         ch.length = length
+        if self.forced_error and self.forced_error[0] == ch.name:
+            bit, self.forced_error = self.forced_error[1], None
+            ch.fail(bit)
+            return
         if length == 0:
             ch.fail(SR_INT_ERR)
             return
