@@ -86,6 +86,13 @@ def test_input_validation_messages():
     assert packing.check_images(fine, shape).dtype == np.uint8
     with pytest.raises(TypeError, match="numpy array"):
         packing.check_images("images", shape)
+    # issue 14: an empty batch and a strided view are refused too, each naming the fix
+    with pytest.raises(ValueError, match=r"the batch is empty \(shape \(0, 1, 28, 28\)\)"):
+        packing.check_images(np.zeros((0, 1, 28, 28), np.uint8), shape)
+    with pytest.raises(ValueError, match=r"C-contiguous.*np.ascontiguousarray\(x\)"):
+        packing.check_images(np.zeros((2, 1, 28, 56), np.uint8)[..., ::2], shape)
+    with pytest.raises(ValueError, match="pixel values must be in 0..255"):
+        packing.check_images(np.full((1, 1, 28, 28), -1, np.int16), shape)
 
 
 # --------------------------------------------------------------------------- driver without hardware
@@ -315,6 +322,27 @@ def test_simulated_notebook_runs_headless(tfc_build):
     assert "16 images" in text
     assert any("image/png" in o.get("data", {}) for o in outputs), "the image grid was not drawn"
     assert any("hw_images_per_s" in str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+
+
+def test_board_notebook_runs_headless_on_the_simulated_board(tfc_build, tmp_path):
+    """The unzipped package's board.ipynb, unmodified, on the simulated Zynq (ACCEL_SIMULATE)."""
+    import shutil
+
+    from hw_build.package import make_deploy_package
+
+    build = tmp_path / "build"
+    shutil.copytree(tfc_build, build)
+    unpacked = tmp_path / "unpacked"
+    zipfile.ZipFile(make_deploy_package(build)).extractall(unpacked)
+    nb = run_notebook(unpacked / "deploy" / "board.ipynb",
+                      {"ACCEL_SIMULATE": str(build), "ACCEL_IMAGES": "16", "ACCEL_THROUGHPUT_IMAGES": "300",
+                       "PYTHONPATH": str(ROOT)})
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    assert "(simulated board)" in text and "16 images" in text and "throughput[images/s]" in text
+    assert any("image/png" in o.get("data", {}) for o in outputs), "the image grid was not drawn"
+    assert any("'transport': 'simulation'" in str(o.get("data", {}).get("text/plain", "")) for o in outputs)
 
 
 def test_board_notebook_on_a_host_stops_at_no_board(tmp_path):
