@@ -423,3 +423,53 @@ def test_packaged_driver_on_the_simulated_board(tfc_build, tmp_path):
     build = tmp_path / "build"
     shutil.copytree(tfc_build, build)
     packaged_driver_runs(build, tmp_path, "tfc_w1a1")
+
+
+# --------------------------------------------------------------------------- slow: whole builds, both pynq versions
+PYNQ3_PYTHON = ROOT / ".venv-pynq3" / "bin" / "python"
+
+
+def pynq3_python() -> str:
+    """The project's pynq 3.1.2 environment (make pynq3), made on first use."""
+    if not PYNQ3_PYTHON.exists():
+        proc = subprocess.run(["make", "pynq3"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    version = subprocess.run([str(PYNQ3_PYTHON), "-c", "import importlib.metadata as m; print(m.version('pynq'))"],
+                             capture_output=True, text=True, timeout=60).stdout.strip()
+    assert version == "3.1.2", version
+    return str(PYNQ3_PYTHON)
+
+
+@pytest.fixture(scope="module", params=["tfc_w1a1", "ftbnn_tiny"])
+def full_build(request, tmp_path_factory) -> tuple[str, Path]:
+    """The whole flow through deploy (no synthesis, no accuracy run): what a user builds."""
+    out = tmp_path_factory.mktemp(request.param) / "build"
+    proc = subprocess.run([sys.executable, "build.py", "--model", request.param, "--board", "pynq-z2", "--no-synth",
+                           "--accuracy-images", "0", "--output", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=3000)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return request.param, out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pynq_version", ["4.0.0", "3.1.2"])
+def test_packaged_driver_of_whole_builds(full_build, tmp_path, pynq_version):
+    """For ftbnn_tiny and tfc_w1a1, under pynq 4.0.0 and 3.1.2: the unzipped deploy package's
+    driver.py on the simulated board gives PyTorch's labels on 100 MNIST test images and a
+    throughput_test within 10% of clock / max(II, DMA cycles)."""
+    model, build = full_build
+    python = sys.executable if pynq_version == "4.0.0" else pynq3_python()
+    if pynq_version == "4.0.0":
+        assert importlib.metadata.version("pynq") == "4.0.0"
+    metrics = packaged_driver_runs(build, tmp_path, model, python=python)
+    report = json.loads((build / "report.json").read_text())
+    assert metrics["throughput[images/s]"] == pytest.approx(report["rtlsim"]["fps"], rel=0.10)
+
+
+@pytest.mark.slow
+def test_simulated_board_suite_under_pynq_3():
+    """This file's fast tests (board path, registers, every fault) under pynq 3.1.2."""
+    proc = subprocess.run([pynq3_python(), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow",
+                           str(Path(__file__))], cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and "failed" not in proc.stdout
