@@ -13,10 +13,11 @@ Protocol on the process's stdin/stdout, one command per line:
     out N       the S2MM channel accepts up to N more beats (it stops at a beat with tlast)
     stop_out    the S2MM channel accepts nothing (halted)
     drop_in     forget the queued input words (the DMA was reset)
-    run MAX     clock until a transfer ends (the queued input drained, a beat with tlast taken
-                or the S2MM room used up), or for MAX cycles, or not at all when nothing is
-                queued and S2MM has no room; answers "ran CYCLE STATUS TAKEN LAST_TAKEN_CYCLE N"
-                and N lines "CYCLE HEX LAST"
+    run MAX IDLE  clock until a transfer ends (the queued input drained, a beat with tlast taken
+                or the S2MM room used up), or for MAX cycles; not at all when nothing is queued
+                and S2MM has no room; when every whole frame taken has given its label and no
+                input is queued (nothing can move), count IDLE cycles without simulating them;
+                answers "ran CYCLE STATUS TAKEN LAST_TAKEN_CYCLE N" and N lines "CYCLE HEX LAST"
     quit
 """
 
@@ -52,10 +53,12 @@ int main(int argc, char** argv) {
     Vtop* top = new Vtop{ctx};
     std::ios::sync_with_stdio(false);
     std::deque<Beat> queue;
-    uint64_t room = 0, cycle = 0;
+    uint64_t room = 0, cycle = 0, taken_total = 0, labels_total = 0;
+    // argv[3]: input words per frame (one label each), 0 when unknown
+    uint64_t words_per_frame = argc > 3 ? strtoull(argv[3], nullptr, 10) : 0;
     // optional random stalls of both streams (a busy memory port): argv[1] = probability, argv[2] = seed
-    double stall = argc > 2 ? atof(argv[1]) : 0.0;
-    Rng rng{(argc > 2 ? (uint64_t)strtoull(argv[2], nullptr, 10) : 1ull) * 2654435761ull + 88172645463325252ull};
+    double stall = argc > 3 ? atof(argv[1]) : 0.0;
+    Rng rng{(argc > 3 ? (uint64_t)strtoull(argv[2], nullptr, 10) : 1ull) * 2654435761ull + 88172645463325252ull};
     uint32_t w[IN_WORDS > OUT_WORDS ? IN_WORDS : OUT_WORDS];
 
     top->@CLK@ = 0; top->@RST@ = @RST_ACTIVE@;
@@ -84,11 +87,17 @@ int main(int argc, char** argv) {
             room = 0;
             std::cout << "ok" << std::endl;
         } else if (cmd == "run") {
-            uint64_t max_cycles; std::cin >> max_cycles;
+            uint64_t max_cycles, idle_cycles; std::cin >> max_cycles >> idle_cycles;
             uint64_t ran = 0, taken = 0, last_taken = 0;
-            int status = 2;  // 0 nothing to do, 1 a transfer ended (input drained, tlast, room used up), 2 max_cycles
+            // 0 nothing to do, 1 a transfer ended (input drained, tlast, room used up), 2 max_cycles,
+            // 3 drained: every whole frame taken has given its label and no input is queued, so
+            //   nothing can move until the next command: the clock runs idle_cycles, unsimulated
+            int status = 2;
             std::vector<std::string> outs;
             if (queue.empty() && room == 0) status = 0;
+            else if (queue.empty() && words_per_frame && labels_total >= taken_total / words_per_frame) {
+                cycle += idle_cycles; status = 3;
+            }
             while (status == 2 && ran < max_cycles) {
                 bool in_valid = !queue.empty() && (stall <= 0.0 || rng.next() >= stall);
                 bool out_ready = room > 0 && (stall <= 0.0 || rng.next() >= stall);
@@ -99,14 +108,14 @@ int main(int argc, char** argv) {
                 top->eval();
                 bool ended = false;
                 if (in_valid && top->@IN@_tready) {
-                    queue.pop_front(); ++taken; last_taken = cycle;
+                    queue.pop_front(); ++taken; ++taken_total; last_taken = cycle;
                     ended = queue.empty();
                 }
                 if (out_ready && top->@OUT@_tvalid) {
                     @GET_DATA@
                     int last = top->@OUT@_tlast;
                     outs.push_back(std::to_string(cycle) + " " + to_hex(w, OUT_WORDS) + " " + std::to_string(last));
-                    --room;
+                    --room; ++labels_total;
                     if (last) room = 0;  // S2MM ends its transfer at tlast
                     ended = ended || room == 0;
                 }
@@ -134,7 +143,7 @@ int main(int argc, char** argv) {
 @dataclass
 class RunResult:
     cycle: int                              # the fabric's cycle count after the run
-    status: str                             # "idle", "transfer ended", "time slice"
+    status: str                             # "idle", "transfer ended", "time slice", "drained"
     taken: int                              # input words the accelerator accepted
     last_taken_cycle: int
     outputs: list[tuple[int, int, int]]     # (cycle, value, tlast) of every output beat
@@ -188,7 +197,8 @@ class RtlCosim:
             shutil.copyfile(rtl_dir / m, Path(run_dir) / m)
         self.record = record
         self.cycle = 0
-        self._proc = subprocess.Popen([str(binary), repr(float(stall)), str(int(seed)), "+verilator+rand+reset+2",
+        self._proc = subprocess.Popen([str(binary), repr(float(stall)), str(int(seed)), str(record.words_per_frame),
+                                       "+verilator+rand+reset+2",
                                        f"+verilator+seed+{int(seed) + 1}"],
                                       cwd=run_dir, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                       bufsize=1 << 16)
@@ -226,8 +236,8 @@ class RtlCosim:
         self._send("stop_out\n")
         self._expect_ok()
 
-    def run(self, max_cycles: int) -> RunResult:
-        self._send(f"run {int(max_cycles)}\n")
+    def run(self, max_cycles: int, idle_cycles: int) -> RunResult:
+        self._send(f"run {int(max_cycles)} {int(idle_cycles)}\n")
         head = self._proc.stdout.readline().split()
         if not head or head[0] != "ran":
             raise RuntimeError(f"the Verilator process of the simulated board answered {' '.join(head)!r}")
@@ -237,7 +247,8 @@ class RtlCosim:
             c, v, t = self._proc.stdout.readline().split()
             outs.append((int(c), int(v, 16), int(t)))
         self.cycle = cycle
-        return RunResult(cycle, {0: "idle", 1: "transfer ended", 2: "time slice"}[status], taken, last_taken, outs)
+        return RunResult(cycle, {0: "idle", 1: "transfer ended", 2: "time slice", 3: "drained"}[status], taken,
+                         last_taken, outs)
 
     def close(self) -> None:
         if self._proc.poll() is None:

@@ -66,8 +66,11 @@ _SLCR: dict[int, int] = dict(SLCR_RESET)
 
 DDR_BASE, DDR_SIZE = 0x10000000, 0x20000000
 #: fabric time one MMIO read from Python takes on a Zynq-7000 (a few microseconds): what a
-#: status poll lets the simulated fabric run
+#: status poll costs while nothing moves
 REGISTER_READ_US = 5.0
+#: the most cycles one poll simulates while streams move (wall-time granularity only: a
+#: slice ends early at the cycle a transfer ends)
+ACTIVE_SLICE_CYCLES = 50_000
 
 
 def fclk_mhz(index: int = 0) -> float:
@@ -285,6 +288,10 @@ class SimulatedZynq(pynq.Device):
                 f"'{self.build_dir}' has no {INTERFACE_NAME}: --simulate needs the build folder the deploy package "
                 "came from (after its rtl step), which holds rtl/ and interface.json.")
         self.record = AcceleratorInterface.load(self.build_dir / INTERFACE_NAME)
+        if self.record.family != "zynq7":
+            raise SimulatedBoardError(
+                f"the simulated board is a Zynq-7000 (PYNQ-Z1/Z2); the build in '{self.build_dir}' is for a "
+                f"{self.record.family} board, whose processing system it does not model.")
         self.capabilities = {"REGISTER_RW": True}
         self.arch = ZYNQ_ARCH
         self.name = "simulated-" + (self.record.family or "zynq7")
@@ -384,11 +391,12 @@ class SimulatedZynq(pynq.Device):
 
     # -------------------------------------------------------------- the fabric
     def advance(self) -> None:
-        """Let the fabric run for the time one register read takes on the board (or until a
-        transfer ends, whichever comes first): time passes as the driver polls."""
+        """Time passes as the driver polls. While a transfer moves, the fabric runs until the
+        next transfer ends (or a slice of ACTIVE_SLICE_CYCLES), so a transfer's end is its exact
+        cycle; with nothing to move, a poll costs the time one register read takes."""
         if self.cosim is None:
             return
-        res = self.cosim.run(max_cycles=max(1, int(fclk_mhz(0) * REGISTER_READ_US)))
+        res = self.cosim.run(max_cycles=ACTIVE_SLICE_CYCLES, idle_cycles=max(1, int(fclk_mhz(0) * REGISTER_READ_US)))
         for dma in self.dmas.values():
             dma.took_input(res.taken, res.last_taken_cycle)
             dma.received(res.outputs)

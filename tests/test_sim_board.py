@@ -300,9 +300,9 @@ def test_stuck_transfer_is_a_timeout_then_a_clear_state(tfc_build, tmp_path):
     S2MM never ends. Undetectable from the registers (as on a board): a timeout, then an error
     that says what to do."""
     old = served(tfc_build, tmp_path, drop_accel_parameters)
-    with on_board(tfc_build, old, config_with_shape(tfc_build, (1, 14, 28)), timeout_s=0.5) as accel:
+    with on_board(tfc_build, old, config_with_shape(tfc_build, (1, 14, 28)), timeout_s=0.002) as accel:
         t0 = time.monotonic()
-        with pytest.raises(TimeoutError, match=r"returning the labels \(DMA S2MM\) within 0.5 s \(3 frames\)"):
+        with pytest.raises(TimeoutError, match=r"returning the labels \(DMA S2MM\) within 0.002 s \(3 frames\)"):
             accel.infer(np.ascontiguousarray(mnist(3)[:, :, :14]))
         assert time.monotonic() - t0 < 5
         with pytest.raises(AcceleratorError, match="create a new Accelerator"):
