@@ -24,6 +24,8 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
+from deploy.interface import label_stream_bits
+from deploy.interface import words_per_frame as interface_words_per_frame
 from hw_build.errors import BuildError
 from hw_build.ops.base import DOMAIN, HWLayer
 from hw_build.rtl import library_files, module_closure
@@ -301,10 +303,11 @@ def generate(model: ModelWrapper, out_dir: Path, dma_bits: int = 64,
 
     frame_elems = int(np.prod(g.frame_shape))
     frame_bits = frame_elems * 8
-    words_per_frame = -(-frame_bits // dma_bits)
     label_op = g.ops[next(n.name for n in g.nodes if g.output_tensor in n.output)]
     label_bits = label_op.out_stream_bits()
-    out_bits = 8 * (-(-label_bits // 8))
+    # the stream format of the interface record (issue 11 item 4: one formula, deploy.interface)
+    words_per_frame = interface_words_per_frame(frame_elems, dma_bits)
+    out_bits = label_stream_bits(label_bits)
 
     # wire declarations grouped by tensor, in graph order
     decls: dict[str, list[str]] = {g.input_tensor: []}
