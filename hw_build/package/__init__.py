@@ -134,8 +134,8 @@ on `PYTHONPATH` and its environment (pynq, verilator).
 def make_deploy_package(build_dir: Path) -> Path:
     """Assemble ``<build>/deploy/`` and zip it to ``<build>/deploy.zip``; returns the zip path.
 
-    Needs the build's report.json and its RTL (rtl/rtl_manifest.json or accel_top.v); copies
-    ``vivado/bitfile/*`` when present. The zip is written under a temporary name and
+    Needs the build's report.json and interface.json (the rtl step); copies
+    ``vivado/bitfile/*`` and ``vivado/simulation/*`` when present. The zip is written under a temporary name and
     renamed at the end, so a failed step never leaves a finished-looking deploy.zip."""
     from deploy.config import CONFIG_NAME, AccelConfig
     from deploy.samples import SAMPLES_NAME, save_samples
