@@ -311,6 +311,8 @@ class ZynqDMA:
 
     def close(self) -> None:
         self._free_buffers()
+        if self.kind == "simulation":  # the simulated board powers off (its Verilator process ends)
+            self._device.close()
 
 
 class AlveoKernels:

@@ -24,6 +24,7 @@ Protocol on the process's stdin/stdout, one command per line:
 from __future__ import annotations
 
 import subprocess
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,6 +203,8 @@ class RtlCosim:
                                        f"+verilator+seed+{int(seed) + 1}"],
                                       cwd=run_dir, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                       bufsize=1 << 16)
+        # the process ends with this object, or at interpreter exit, whichever comes first
+        self._finalizer = weakref.finalize(self, _stop_process, self._proc)
         line = self._proc.stdout.readline().strip()
         if line != "ready":
             raise RuntimeError(f"the Verilator model of {record.top} did not start (said {line!r})")
@@ -251,10 +254,15 @@ class RtlCosim:
                          last_taken, outs)
 
     def close(self) -> None:
-        if self._proc.poll() is None:
-            try:
-                self._send("quit\n")
-                self._proc.wait(timeout=5)
-            except (RuntimeError, subprocess.TimeoutExpired):
-                self._proc.kill()
-                self._proc.wait()
+        self._finalizer()
+
+
+def _stop_process(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        try:
+            proc.stdin.write("quit\n")
+            proc.stdin.flush()
+            proc.wait(timeout=5)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()

@@ -301,7 +301,7 @@ class SimulatedZynq(pynq.Device):
         self.bitfile_name = None
         self.timestamp = None
         self._workdir = Path(tempfile.mkdtemp(prefix="sim_board."))
-        self._cleanup = weakref.finalize(self, _shutdown, self, str(self._workdir))
+        self._cleanup = weakref.finalize(self, shutil.rmtree, str(self._workdir), True)
 
     # -------------------------------------------------------------- pynq's Device interface
     def get_bitfile_metadata(self, bitfile_name: str, partial: bool = False):
@@ -411,8 +411,6 @@ class SimulatedZynq(pynq.Device):
             self.cosim = None
 
     def close(self) -> None:
+        """Power off: stop the Verilator process and remove its run folder."""
+        self._stop_fabric()
         self._cleanup()
-
-
-def _shutdown(board: SimulatedZynq | None, workdir: str) -> None:
-    shutil.rmtree(workdir, ignore_errors=True)
