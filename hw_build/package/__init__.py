@@ -2,12 +2,15 @@
 as ``<build>/deploy.zip``.
 
     deploy/
+      driver.py          FINN's command line: --exec_mode execute|throughput_test [--simulate BUILD_DIR]
       deploy/            the driver package (the repository's deploy/ sources)
       accel.json         runtime description: input shape, stream widths, DMA name, clock...
       samples.npz        test images (uint8 NCHW) with their labels, for the notebooks
-      board.ipynb        on the board: load, classify, show, throughput
-      simulated.ipynb    the same against the Verilator simulation (on a host with the compiler)
+      board.ipynb        on the board (or, with ACCEL_SIMULATE=BUILD_DIR, on the simulated board)
+      simulated.ipynb    the simulated board from a host with the compiler
       bitfile/           accel.bit + accel.hwh (Zynq) or accel.xclbin (Alveo), when Vivado made them
+      bitfile/simulation/  accel.hwh derived from the block design's Tcl + a stand-in accel.bit:
+                         what the simulated board serves (Zynq builds)
       README.md
 """
 
@@ -30,6 +33,17 @@ NOTEBOOKS = ("board.ipynb", "simulated.ipynb")
 DEPLOY_DIR = "deploy"
 ZIP_NAME = "deploy.zip"
 SAMPLE_IMAGES = 100
+SIMULATION_DIR = "simulation"
+#: the package's entry point, FINN's driver command line (deploy.cli)
+DRIVER_SCRIPT = '''"""FINN-style driver of this accelerator; see deploy/cli.py or run with --help."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from deploy.cli import main  # noqa: E402
+
+sys.exit(main(package=Path(__file__).resolve().parent))
+'''
 
 __all__ = ["make_deploy_package", "package_summary"]
 
@@ -101,18 +115,27 @@ prints the accuracy on the shipped test images ({samples_source or 'none shipped
 - {'data movers ' + cfg.mm2s_name + '/' + cfg.s2mm_name if cfg.is_alveo else 'AXI DMA `' + cfg.dma_name + '` (simple mode)'},
   at most {cfg.max_frames_per_transfer} images per transfer.
 
-## On a host
+## FINN's command line
 
-`simulated.ipynb` runs the same driver against a Verilator simulation of the build's RTL; it needs
-the compiler repository (set `HW_BUILD_REPO` if this folder is not inside it) and `ACCEL_BUILD_DIR`.
+    python driver.py --exec_mode execute --inputfile in.npy --outputfile out.npy   # in.npy: uint8 (N, {c}, {h}, {w})
+    python driver.py --exec_mode throughput_test --batchsize 1000                  # FINN's keys -> nw_metrics.txt
+
+## On a host: the simulated board
+
+`python driver.py ... --simulate BUILD_DIR` (BUILD_DIR: the build folder this package came from)
+runs this package unmodified on a simulated Zynq: pynq's own Overlay, `allocate` and AXI DMA
+driver over a register-level AXI DMA model, with the build's RTL in Verilator behind the
+streams; `bitfile/simulation/` holds the .hwh it serves (derived from the block design's Tcl).
+`board.ipynb` does the same with `ACCEL_SIMULATE=BUILD_DIR`. It needs the compiler repository
+on `PYTHONPATH` and its environment (pynq, verilator).
 """
 
 
 def make_deploy_package(build_dir: Path) -> Path:
     """Assemble ``<build>/deploy/`` and zip it to ``<build>/deploy.zip``; returns the zip path.
 
-    Needs the build's report.json and its RTL (rtl/rtl_manifest.json or accel_top.v); copies
-    ``vivado/bitfile/*`` when present. The zip is written under a temporary name and
+    Needs the build's report.json and interface.json (the rtl step); copies
+    ``vivado/bitfile/*`` and ``vivado/simulation/*`` when present. The zip is written under a temporary name and
     renamed at the end, so a failed step never leaves a finished-looking deploy.zip."""
     from deploy.config import CONFIG_NAME, AccelConfig
     from deploy.samples import SAMPLES_NAME, save_samples
@@ -148,6 +171,13 @@ def make_deploy_package(build_dir: Path) -> Path:
             if f.is_file():
                 shutil.copyfile(f, out / "bitfile" / f.name)
                 bitfiles.append(f"bitfile/{f.name}")
+    sim_src = build_dir / "vivado" / SIMULATION_DIR
+    if sim_src.is_dir():  # the simulated board's .bit/.hwh (hw_build.vivado.write_simulation_bitfile)
+        (out / "bitfile" / SIMULATION_DIR).mkdir(parents=True)
+        for f in sorted(sim_src.iterdir()):
+            if f.is_file():
+                shutil.copyfile(f, out / "bitfile" / SIMULATION_DIR / f.name)
+    (out / "driver.py").write_text(DRIVER_SCRIPT)
     cfg.save(out / CONFIG_NAME)
 
     samples = _samples(build_dir)

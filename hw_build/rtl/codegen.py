@@ -20,6 +20,7 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
+from deploy.interface import label_stream_bits
 from hw_build.errors import BuildError
 from hw_build.ops.base import DOMAIN, HWLayer, tensor_dtype
 from hw_build.rtl import library_files, module_closure
@@ -195,7 +196,8 @@ def outside_stream(g: Graph) -> Outside:
                              "InsertStreamPlumbing after changing the folding")
     queue = g.ops[first.name]
     label_bits = g.ops[next(n.name for n in g.nodes if g.output_tensor in n.output)].out_stream_bits()
-    return Outside(queue.in_width(), queue.in_beats(), label_bits, 8 * (-(-label_bits // 8)))
+    # the label word's width: the interface record's formula (deploy.interface)
+    return Outside(queue.in_width(), queue.in_beats(), label_bits, label_stream_bits(label_bits))
 
 
 def generate(model: ModelWrapper, out_dir: Path) -> dict:

@@ -8,36 +8,40 @@
   ``<build>/vivado/bitfile/``; otherwise it writes ``vivado/README.md`` with the exact
   commands. Returns ``"bitstream"`` or ``"scripts only"``.
 
-Port names and widths come from parsing the generated ``accel_top.v``
-(:mod:`hw_build.vivado.ports`), never from assumptions.
+Port names, widths, the clock and the DMA setup come from the build's interface record
+(``interface.json``, :mod:`hw_build.interface`), written once by the rtl step.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
+from deploy.interface import INTERFACE_NAME, AcceleratorInterface
 from hw_build.boards import Board
 from hw_build.errors import BuildError
 from hw_build.vivado import alveo, zynq
+from hw_build.vivado import hwh as hwh_module
 from hw_build.vivado.common import (
+    BITFILE_BASENAME,
     BITFILE_DIR,
-    DMA_CELL,
-    DMA_LENGTH_BITS,
     check_streams,
     load_design,
+    top_ports,
 )
-from hw_build.vivado.ports import TopPorts, read_top_ports
+from hw_build.vivado.design_record import record_design
 
 STATUS_BITSTREAM = "bitstream"
 STATUS_SCRIPTS_ONLY = "scripts only"
 VIVADO_DIR = "vivado"
+#: what the simulated board serves where Vivado has not run: vivado/simulation/accel.{bit,hwh}
+SIMULATION_DIR = "simulation"
 
-__all__ = ["STATUS_BITSTREAM", "STATUS_SCRIPTS_ONLY", "TopPorts", "read_top_ports", "required_tools",
-           "run_vivado", "write_scripts"]
+__all__ = ["STATUS_BITSTREAM", "STATUS_SCRIPTS_ONLY", "required_tools", "run_vivado", "write_scripts"]
 
 
 def _model_name(build_dir: Path) -> str:
@@ -55,21 +59,23 @@ def write_scripts(build_dir: Path, board: Board, clock_mhz: float) -> dict:
     was there, except a ``bitfile/`` from an earlier run) and return a summary for
     report.json: tool, entry command, files, part, clock, stream widths and DMA setup."""
     build_dir = Path(build_dir)
-    if clock_mhz <= 0:
-        raise BuildError(f"the fabric clock must be positive (got {clock_mhz} MHz).")
-    sources, ports = load_design(build_dir)
-    check_streams(ports, board)
+    sources, record = load_design(build_dir)
+    if abs(record.clock_mhz - clock_mhz) > 1e-6:
+        raise BuildError(f"interface.json was written for {record.clock_mhz:g} MHz, this build asks for "
+                         f"{clock_mhz:g} MHz: rerun from the rtl step (--from rtl).")
+    check_streams(record, board)
+    ports = top_ports(record)
     model = _model_name(build_dir)
     if board.is_alveo:
         if not board.platform:
             raise BuildError(f"board {board.name} has no Vitis platform in hw_build/boards.py.")
-        files = alveo.scripts(board, clock_mhz, sources, ports, model)
+        files = alveo.scripts(board, sources, record, model)
         tool, cmd, outputs = "vitis", alveo.command(), alveo.outputs()
     elif board.family in zynq.PS:
         if not board.board_part:
             raise BuildError(f"board {board.name} has no Vivado board part in hw_build/boards.py; the "
                              "processing system preset comes from it.")
-        files = zynq.scripts(board, clock_mhz, sources, ports, model)
+        files = zynq.scripts(board, sources, record, model)
         tool, cmd, outputs = "vivado", zynq.command(), zynq.outputs()
     else:
         raise BuildError(f"no Vivado flow for board family '{board.family}' ({board.name}).")
@@ -95,16 +101,33 @@ def write_scripts(build_dir: Path, board: Board, clock_mhz: float) -> dict:
         "rtl_files": sources.verilog,
         "memory_files": sources.memories,
     }
+    if not board.is_alveo:
+        summary["simulation"] = write_simulation_bitfile(build_dir, record)
     if board.is_alveo:
         summary["platform"] = board.platform
         summary["kernel"] = alveo.KERNEL
         summary["data_movers"] = {"mm2s": alveo.MM2S_CU, "s2mm": alveo.S2MM_CU, "memory": alveo.memory_bank(board)}
     else:
         summary["board_part"] = board.board_part
-        summary["dma"] = {"cell": DMA_CELL, "mm2s_bits": ports.s_axis.width, "s2mm_bits": ports.m_axis.width,
-                          "length_bits": DMA_LENGTH_BITS, "max_transfer_bytes": 2**DMA_LENGTH_BITS - 1}
+        summary["dma"] = {"cell": record.dma_cell, "ip": record.dma_vlnv, "mm2s_bits": record.in_bits,
+                          "s2mm_bits": record.out_bits, "length_bits": record.dma_length_bits,
+                          "max_transfer_bytes": record.max_transfer_bytes}
     _write_readme(build_dir, board, found=False)
     return summary
+
+
+def write_simulation_bitfile(build_dir: Path, record: AcceleratorInterface) -> dict:
+    """Run the block design's Tcl under stubbed Vivado commands and write what the simulated
+    board serves: ``vivado/simulation/accel.hwh`` derived from the recorded design, and a
+    stand-in ``accel.bit`` naming the interface record it belongs to."""
+    design = record_design(Path(build_dir) / VIVADO_DIR)
+    identity = hashlib.sha256((Path(build_dir) / INTERFACE_NAME).read_bytes()).hexdigest()
+    out = Path(build_dir) / VIVADO_DIR / SIMULATION_DIR
+    bit, hwh = hwh_module.write_simulation_bitfile(design, out, BITFILE_BASENAME, identity)
+    dma = design.cell_of("axi_dma")
+    return {"dir": f"{VIVADO_DIR}/{SIMULATION_DIR}", "files": [bit.name, hwh.name],
+            "dma_ip": dma[0].vlnv if dma else None, "fclk_mhz": round(design.achieved_clock_mhz(), 6),
+            "interface_sha256": identity}
 
 
 def required_tools(board: Board) -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from deploy.interface import AcceleratorInterface
 from hw_build.boards import Board
 from hw_build.vivado.common import (
     BITFILE_BASENAME,
@@ -24,11 +25,12 @@ from hw_build.vivado.common import (
     IP_VENDOR,
     IP_VERSION,
     RtlSources,
+    TopPorts,
     fmt_mhz,
     tcl_list,
     tcl_word,
+    top_ports,
 )
-from hw_build.vivado.ports import TopPorts
 from hw_build.vivado.zynq import BUSIF_PROCS, render
 
 KERNEL = "accel_kernel"
@@ -266,7 +268,9 @@ echo "xclbin: $(pwd)/@BITFILE_DIR@/@OUT@.xclbin"
 """
 
 
-def scripts(board: Board, clock_mhz: float, sources: RtlSources, ports: TopPorts, model: str) -> dict[str, str]:
+def scripts(board: Board, sources: RtlSources, record: AcceleratorInterface, model: str) -> dict[str, str]:
+    ports = top_ports(record)
+    clock_mhz = record.clock_mhz
     values: dict[str, object] = {
         "PART": tcl_word(board.part), "PLATFORM": board.platform or "", "CLOCK_MHZ": fmt_mhz(clock_mhz),
         "TOP": tcl_word(sources.top), "KERNEL": KERNEL, "RTL_FILES": tcl_list(sources.verilog),

@@ -7,24 +7,77 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploy.interface import ACCEL_CELL, DMA_CELL, IP_LIBRARY, IP_VENDOR, IP_VERSION, AcceleratorInterface
+from hw_build import interface
 from hw_build.boards import Board
 from hw_build.errors import BuildError
-from hw_build.vivado.ports import TopPorts, read_top_ports
 
-#: buffer length register of the AXI DMA (simple mode): 26 bits is the IP's maximum, so
-#: one transfer moves up to 64 MiB - 1 bytes; the driver splits larger batches
-DMA_LENGTH_BITS = 26
+__all__ = ["ACCEL_CELL", "BITFILE_BASENAME", "BITFILE_DIR", "DMA_CELL", "IP_LIBRARY", "IP_VENDOR", "IP_VERSION",
+           "Port", "RtlSources", "Stream", "TopPorts", "load_design", "top_ports"]
+
 #: stream widths the AXI DMA supports on its stream side
 DMA_STREAM_WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024)
 MEMORY_SUFFIXES = (".mem", ".dat", ".hex", ".coe")
-IP_VENDOR = "hw-build.local"
-IP_LIBRARY = "accel"
-IP_VERSION = "1.0"
 #: names the driver and the deploy package expect
 BITFILE_DIR = "bitfile"
 BITFILE_BASENAME = "accel"
-DMA_CELL = "axi_dma"
-ACCEL_CELL = "accel"
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    direction: str  # "input" | "output" | "inout"
+    width: int
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One AXI-Stream interface: ``<prefix>_tdata/tvalid/tready[/tlast]``."""
+
+    prefix: str
+    width: int
+    has_tlast: bool
+
+    def signals(self) -> list[str]:
+        sigs = ["tdata", "tvalid", "tready"] + (["tlast"] if self.has_tlast else [])
+        return [f"{self.prefix}_{s}" for s in sigs]
+
+
+@dataclass(frozen=True)
+class TopPorts:
+    """The ports of the accelerator top, as the block design and kernel wrapper need them."""
+
+    module: str
+    ports: dict[str, Port]
+    clock: str
+    reset: str
+    reset_active_low: bool
+    s_axis: Stream  # the pixel input (slave)
+    m_axis: Stream  # the label output (master)
+
+    def as_dict(self) -> dict:
+        return {
+            "module": self.module,
+            "clock": self.clock,
+            "reset": self.reset,
+            "reset_polarity": "ACTIVE_LOW" if self.reset_active_low else "ACTIVE_HIGH",
+            "s_axis": {"prefix": self.s_axis.prefix, "width": self.s_axis.width, "tlast": self.s_axis.has_tlast},
+            "m_axis": {"prefix": self.m_axis.prefix, "width": self.m_axis.width, "tlast": self.m_axis.has_tlast},
+        }
+
+
+def top_ports(record: AcceleratorInterface) -> TopPorts:
+    """The top's ports as the interface record names them (both streams carry tlast)."""
+    s_in = Stream(record.in_prefix, record.in_bits, True)
+    s_out = Stream(record.out_prefix, record.out_bits, True)
+    ports = {record.clock_port: Port(record.clock_port, "input", 1),
+             record.reset_port: Port(record.reset_port, "input", 1)}
+    for stream, direction in ((s_in, "input"), (s_out, "output")):
+        back = "output" if direction == "input" else "input"
+        for sig in stream.signals():
+            width = stream.width if sig.endswith("_tdata") else 1
+            ports[sig] = Port(sig, back if sig.endswith("_tready") else direction, width)
+    return TopPorts(record.top, ports, record.clock_port, record.reset_port, record.reset_active_low, s_in, s_out)
 
 
 @dataclass(frozen=True)
@@ -59,23 +112,24 @@ def rtl_sources(rtl_dir: Path) -> RtlSources:
     return RtlSources(top, verilog, memories)
 
 
-def check_streams(ports: TopPorts, board: Board) -> None:
-    if ports.s_axis.width != board.dma_bits:
-        raise BuildError(f"the accelerator input stream {ports.s_axis.prefix} is {ports.s_axis.width} bits wide, "
+def check_streams(record: AcceleratorInterface, board: Board) -> None:
+    if record.in_bits != board.dma_bits:
+        raise BuildError(f"the accelerator input stream {record.in_prefix} is {record.in_bits} bits wide, "
                          f"but {board.name} moves {board.dma_bits}-bit words: regenerate the RTL for this board "
                          f"(dma_bits={board.dma_bits}).")
-    if ports.m_axis.width % 8:
-        raise BuildError(f"the accelerator output stream is {ports.m_axis.width} bits wide; AXI-Stream data "
-                         "must be whole bytes.")
-    if not board.is_alveo and ports.m_axis.width not in DMA_STREAM_WIDTHS:
-        raise BuildError(f"the AXI DMA cannot receive a {ports.m_axis.width}-bit stream (it supports "
+    if not board.is_alveo and record.out_bits not in DMA_STREAM_WIDTHS:
+        raise BuildError(f"the AXI DMA cannot receive a {record.out_bits}-bit stream (it supports "
                          f"{', '.join(map(str, DMA_STREAM_WIDTHS))} bits).")
 
 
-def load_design(build_dir: Path) -> tuple[RtlSources, TopPorts]:
-    rtl_dir = Path(build_dir) / "rtl"
-    src = rtl_sources(rtl_dir)
-    return src, read_top_ports(rtl_dir, src.top)
+def load_design(build_dir: Path) -> tuple[RtlSources, AcceleratorInterface]:
+    """The RTL files and the interface record (interface.json) of a build folder."""
+    build_dir = Path(build_dir)
+    src = rtl_sources(build_dir / "rtl")
+    record = interface.read(build_dir)
+    if record.top != src.top:
+        raise BuildError(f"interface.json describes module {record.top}, rtl/ holds {src.top}: rerun the rtl step.")
+    return src, record
 
 
 def tcl_word(value: object) -> str:

@@ -1,6 +1,7 @@
-"""Read the port list of the generated top (``rtl/accel_top.v``) so that the Vivado and
-Vitis scripts use the names and widths the code generator actually wrote, never
-hard-coded ones.
+"""Test helper: read the port list of a generated top (``rtl/accel_top.v``) from the Verilog
+text, so tests can check that the code generator wrote exactly the ports the interface
+record (``interface.json``) says. The build itself never parses Verilog for this: the
+Vivado scripts, simulation and driver read the record.
 
 Handles ANSI headers (``input wire [63:0] s_axis_tdata, ...``, several names per
 declaration), non-ANSI headers (names in the header, directions in the body) and widths
@@ -12,55 +13,12 @@ from __future__ import annotations
 import ast
 import operator
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from hw_build.errors import BuildError
+from hw_build.vivado.common import Port, Stream, TopPorts
 
 DEFAULT_TOP = "accel_top"
-
-
-@dataclass(frozen=True)
-class Port:
-    name: str
-    direction: str  # "input" | "output" | "inout"
-    width: int
-
-
-@dataclass(frozen=True)
-class Stream:
-    """One AXI-Stream interface: ``<prefix>_tdata/tvalid/tready[/tlast]``."""
-
-    prefix: str
-    width: int
-    has_tlast: bool
-
-    def signals(self) -> list[str]:
-        sigs = ["tdata", "tvalid", "tready"] + (["tlast"] if self.has_tlast else [])
-        return [f"{self.prefix}_{s}" for s in sigs]
-
-
-@dataclass(frozen=True)
-class TopPorts:
-    """The interface of the accelerator top, as the block design and kernel wrapper need it."""
-
-    module: str
-    ports: dict[str, Port]
-    clock: str
-    reset: str
-    reset_active_low: bool
-    s_axis: Stream  # the pixel input (slave)
-    m_axis: Stream  # the label output (master)
-
-    def as_dict(self) -> dict:
-        return {
-            "module": self.module,
-            "clock": self.clock,
-            "reset": self.reset,
-            "reset_polarity": "ACTIVE_LOW" if self.reset_active_low else "ACTIVE_HIGH",
-            "s_axis": {"prefix": self.s_axis.prefix, "width": self.s_axis.width, "tlast": self.s_axis.has_tlast},
-            "m_axis": {"prefix": self.m_axis.prefix, "width": self.m_axis.width, "tlast": self.m_axis.has_tlast},
-        }
 
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
