@@ -11,7 +11,8 @@ from pathlib import Path
 def build(model: str, board: str, **options) -> dict:
     """Build ``model`` (zoo name or QONNX path) for ``board``; see build.py --help for options
     (``output``, ``clock_mhz``, ``target_fps``, ``folding``, ``until``, ``start``,
-    ``verify_input``, ``verify_images``, ``synth``, ``accuracy_images``)."""
+    ``verify_input``, ``verify_images``, ``synth``, ``accuracy_images``, ``accuracy_shards``,
+    ``ray_address``)."""
     from hw_build.flow import Options
     from hw_build.flow import build as run
 
