@@ -248,7 +248,10 @@ def test_a_damaged_verilator_model_is_rebuilt(tmp_path, monkeypatch, caplog):
     victim = next(runtime.glob("verilated*.o"))
     victim.write_bytes(victim.read_bytes()[:100])
     assert not hcache.dir_is_complete(entry) and not hcache.dir_is_complete(runtime)
+    stale = entry.parent / f"{entry.name}.killed0"   # the work folder of a build killed half way
+    (stale / "obj").mkdir(parents=True)
     again = _sim_build(tmp_path)
+    assert not stale.exists()
     assert again == binary and hcache.dir_is_complete(entry) and _sim_works(again, tmp_path)
     assert "damaged" in caplog.text
     # a model folder left by a killed build (no completion manifest) is not used either

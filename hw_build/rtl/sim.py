@@ -377,6 +377,10 @@ def build(top: str, sources: list[Path], ports: list[Port], clock: str, reset: s
         if cache.dir_is_complete(final):
             return binary
         cache.remove_damaged_dir(final)
+        # work folders of this key left by killed builds (nobody else builds it while we hold the lock)
+        for stale in root.glob(f"{key}.*"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
         work = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=root))
         try:
             src_dir = work / "src"
