@@ -30,6 +30,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--accuracy-images", type=int, default=None,
                    help="test images the RTL accuracy run uses (default: the whole test split for trained zoo "
                         "models whose dataset is here; 0: skip)")
+    p.add_argument("--accuracy-shards", type=int, default=1,
+                   help="split the RTL accuracy run into N Ray tasks, each with its own simulator (default 1: "
+                        "one simulation, no Ray); a local Ray is started unless --ray-address/$RAY_ADDRESS names "
+                        "a cluster")
+    p.add_argument("--ray-address",
+                   help="Ray cluster HOST:PORT (default $RAY_ADDRESS) for --accuracy-shards and for running the "
+                        "Yosys instances as Ray tasks")
     p.add_argument("--no-synth", action="store_true", help="skip Yosys synthesis")
     p.add_argument("--weights", help="trained checkpoint for a zoo model (what quant_models.train writes, any path; "
                                      "default: the shipped weights)")
@@ -76,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             args.model, args.board, output=args.output, clock_mhz=args.clock_mhz,
             target_fps=args.target_fps, folding=args.folding, until=args.until, start=args.start,
             verify_input=args.verify_input, verify_images=args.verify_images, synth=not args.no_synth,
-            accuracy_images=args.accuracy_images, weights=args.weights, force=args.force,
+            accuracy_images=args.accuracy_images, accuracy_shards=args.accuracy_shards,
+            ray_address=args.ray_address, weights=args.weights, force=args.force,
         )
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -11,7 +11,8 @@ from pathlib import Path
 def build(model: str, board: str, **options) -> dict:
     """Build ``model`` (zoo name or QONNX path) for ``board``; see build.py --help for options
     (``output``, ``clock_mhz``, ``target_fps``, ``folding``, ``until``, ``start``,
-    ``verify_input``, ``verify_images``, ``synth``, ``accuracy_images``, ``weights``, ``force``)."""
+    ``verify_input``, ``verify_images``, ``synth``, ``accuracy_images``, ``accuracy_shards``,
+    ``ray_address``, ``weights``, ``force``)."""
     from hw_build.errors import UsageError
     from hw_build.flow import Options
     from hw_build.flow import build as run

@@ -53,6 +53,12 @@ class Options:
     weights: Path | None = None
     #: build into an existing folder that is not a build folder (none of the build's files may exist there)
     force: bool = False
+    #: Ray tasks the accuracy run is split into (each its own Verilator process); 1: one
+    #: simulation here, no Ray
+    accuracy_shards: int = 1
+    #: Ray cluster for sharded accuracy runs and synthesis (None: $RAY_ADDRESS, else a local
+    #: Ray for the accuracy shards and this machine's cores for synthesis)
+    ray_address: str | None = None
 
 
 @dataclass
@@ -350,15 +356,28 @@ def _measure_accuracy(ctx: Context) -> None:
     images = ctx.verify_array("accuracy_inputs")
     labels = ctx.verify_array("accuracy_labels")
     scores = ctx.verify_array("accuracy_reference_scores")
-    log.info("accuracy: RTL simulation of %d test images...", len(images))
+    shards = min(ctx.opts.accuracy_shards, len(images))
     t0 = time.perf_counter()
-    rtl_labels, _ = sim.simulate_top(ctx.path("rtl"), verify.to_nhwc(images), stall_in=0.0, stall_out=0.0, seed=3)
+    frames = verify.to_nhwc(images)
+    if shards > 1:
+        from hw_build import distributed
+
+        address = distributed.cluster_address(ctx.opts.ray_address)
+        log.info("accuracy: RTL simulation of %d test images in %d Ray tasks (%s)...", len(images), shards,
+                 address or "local Ray")
+        rtl_labels = distributed.simulate_top_sharded(
+            ctx.path("rtl"), frames, shards, address, stall_in=0.0, stall_out=0.0, seed=3,
+            progress=lambda done, total: log.info("  accuracy shard %d/%d done (%.0f s)", done, total,
+                                                  time.perf_counter() - t0))
+    else:
+        log.info("accuracy: RTL simulation of %d test images...", len(images))
+        rtl_labels, _ = sim.simulate_top(ctx.path("rtl"), frames, stall_in=0.0, stall_out=0.0, seed=3)
     ctx.write_verify("accuracy_rtlsim", rtl_labels)
     agree = verify.accepted(rtl_labels, scores)
     acc = ctx.report.get("accuracy") or {}
     acc.update({"images": int(len(images)), "rtlsim": float((rtl_labels == labels).mean()),
                 "rtlsim_vs_reference_mismatches": int((~agree).sum()),
-                "simulation_seconds": round(time.perf_counter() - t0, 1)})
+                "simulation_seconds": round(time.perf_counter() - t0, 1), "shards": max(shards, 1)})
     ctx.report["accuracy"] = acc
     if not agree.all():
         bad = np.flatnonzero(~agree)
@@ -382,7 +401,7 @@ def step_estimate(ctx: Context) -> None:
         return
     log.info("Yosys synth_xilinx -family xc7 of every layer, FIFO and width converter on its own "
              "(cache: %s)...", synth.cache_dir())
-    result = synth.synth_design(ctx.path("rtl"), ctx.path("synth"))
+    result = synth.synth_design(ctx.path("rtl"), ctx.path("synth"), ray_address=ctx.opts.ray_address)
     if result["failures"]:
         # synthesis measures resources; the accelerator itself is verified, so the build goes on,
         # but says plainly which instance failed and that the numbers are the analytical estimate
@@ -519,6 +538,9 @@ def check_options(opts: Options) -> None:
         raise UsageError(f"--verify-images must be a whole number of images, at least 1 (got {opts.verify_images}).")
     if opts.accuracy_images is not None and (not isinstance(opts.accuracy_images, int) or opts.accuracy_images < 0):
         raise BuildError(f"--accuracy-images must be 0 (skip) or a positive count (got {opts.accuracy_images}).")
+    if not isinstance(opts.accuracy_shards, int) or opts.accuracy_shards < 1:
+        raise UsageError(f"--accuracy-shards must be at least 1 (got {opts.accuracy_shards}): the number of Ray "
+                         "tasks the accuracy images are split into; 1 simulates them in one process.")
     for option, value in (("--until", opts.until), ("--from", opts.start)):
         if value is not None:
             resolve_step(value, option)

@@ -8,6 +8,14 @@ across instance boundaries saves next to nothing. Each instance's result is cach
 hash of everything that determines it (Yosys version and script, module sources,
 parameters, memory file contents), so rebuilding a design with a changed layer only
 synthesizes that layer again.
+
+At scale (a ResNet-18 has hundreds of instances at ~10 s each): instances with the same
+module, parameters and memory contents (e.g. equal FIFOs, converters, threshold tables)
+are one Yosys run; the distinct runs go in parallel, one Yosys process per core on this
+machine, or as Ray tasks when a cluster is given (``--ray-address`` / $RAY_ADDRESS). The
+cache is safe to share between concurrent builds and tasks (:mod:`hw_build.cache`).
+How instances are enumerated (:func:`design_instances`) is kept apart from how jobs are
+deduplicated and run (:func:`run_jobs`), which sees only :class:`tools.SynthJob`s.
 """
 
 from __future__ import annotations
@@ -20,16 +28,20 @@ import re
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hw_build.cache import file_sha256, key_lock, read_json_entry, write_json_entry
+from hw_build.distributed import cluster_address, cluster_cpus, session
 from hw_build.errors import BuildError
 from hw_build.rtl import module_closure, tools
 
 log = logging.getLogger("hw_build")
 
-#: bump when the meaning of a cached result changes (what it counts, how it is parsed)
-CACHE_VERSION = 1
+#: bump when the meaning of a cached result changes (what it counts, how it is parsed, the
+#: entry format); 2: memory files keyed by contents, checksummed entries
+CACHE_VERSION = 2
 #: resources summed into a design total
 TOTALS = ("lut", "ff", "bram36", "dsp", "carry")
 
@@ -40,12 +52,32 @@ def cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "hw_build" / "synth"
 
 
+#: memory one Yosys run is budgeted (the WebAssembly Yosys can grow to 4 GiB; most
+#: instances of our library stay well under 1 GiB)
+YOSYS_MEMORY_BUDGET = 2 << 30
+
+
+def _available_memory() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def default_jobs() -> int:
-    """Parallel Yosys processes: $HW_BUILD_SYNTH_JOBS, else half the CPUs (each can take GiBs)."""
+    """Parallel Yosys processes: $HW_BUILD_SYNTH_JOBS, else one per CPU core, fewer when the
+    available memory does not cover :data:`YOSYS_MEMORY_BUDGET` for each."""
     env = os.environ.get("HW_BUILD_SYNTH_JOBS")
     if env:
         return max(1, int(env))
-    return max(1, (os.cpu_count() or 2) // 2)
+    cores = os.cpu_count() or 1
+    memory = _available_memory()
+    if memory is not None:
+        cores = min(cores, memory // YOSYS_MEMORY_BUDGET)
+    return max(1, cores)
 
 
 def default_timeout() -> float:
@@ -119,29 +151,126 @@ def module_sources(module: str, rtl_dir: Path) -> list[Path]:
 
 
 def _digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return file_sha256(Path(path))
+
+
+def content_params(job: tools.SynthJob, digest=_digest) -> tuple[tuple[str, int | str], ...]:
+    """The job's parameters with every memory file name replaced by the contents it names
+    (for a per-stage ROM prefix: each file's suffix and contents). Two instances whose
+    weights are equal but live in differently named files have the same content parameters."""
+    out: list[tuple[str, int | str]] = []
+    for name, value in job.params:
+        if isinstance(value, str) and value:
+            named = sorted((p for p in job.data_files if p.name == value or p.name.startswith(value)),
+                           key=lambda p: p.name)
+            if named:
+                contents = [(p.name[len(value):], digest(p)) for p in named]
+                value = "contents:" + hashlib.sha256(json.dumps(contents).encode()).hexdigest()
+        out.append((name, value))
+    return tuple(out)
 
 
 def job_key(job: tools.SynthJob) -> str:
-    """Hash of everything that determines a job's result."""
+    """Hash of everything that determines a job's result: the Yosys version, the module, its
+    parameters with memory files by contents (:func:`content_params`), the script and the
+    module sources. Instances with equal keys are synthesized once."""
+    digests: dict[Path, str] = {}
+
+    def digest(path: Path) -> str:
+        if path not in digests:
+            digests[path] = _digest(path)
+        return digests[path]
+
+    params = content_params(job, digest)
+    named = {p for p in job.data_files for _, v in job.params
+             if isinstance(v, str) and v and (p.name == v or p.name.startswith(v))}
     blob = {
         "version": CACHE_VERSION,
         "yosys": tools.yosys_version(),
-        "script": job.script(),
-        "sources": {p.name: _digest(p) for p in job.sources},
-        "data": {p.name: _digest(p) for p in job.data_files},
+        "module": job.module,
+        "params": params,
+        "script": tools.SynthJob("", job.module, params, job.sources).script(),
+        "sources": {p.name: digest(p) for p in job.sources},
+        # memory files no parameter names (not expected; counted by name and contents)
+        "data": {p.name: digest(p) for p in job.data_files if p not in named},
     }
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:32]
 
 
 # --------------------------------------------------------------------------- running
+class _LocalRunner:
+    """Yosys runs on this machine: each is its own process (``parallel`` at a time)."""
+
+    def __init__(self, parallel: int) -> None:
+        self.parallel = parallel
+        self.where = f"{parallel} Yosys processes at a time on this machine"
+
+    def run(self, job: tools.SynthJob, work_dir: Path, timeout: float) -> dict:
+        return tools.run_synth_job(job, work_dir, timeout)
+
+
+class _RayRunner:
+    """Yosys runs as Ray tasks: each task gets the job's files (sources and memory files) by
+    value, so a node needs no access to this build folder; a failure's log comes back."""
+
+    def __init__(self, ray) -> None:
+        self.ray = ray
+        self.parallel = cluster_cpus(ray)
+        self.remote = ray.remote(num_cpus=1, max_retries=1)(_synth_task)
+        self.where = f"Ray tasks on the cluster ({self.parallel} CPUs)"
+
+    def run(self, job: tools.SynthJob, work_dir: Path, timeout: float) -> dict:
+        files = {p.name: p.read_bytes() for p in (*job.sources, *job.data_files)}
+        spec = (job.label, job.module, job.params, [p.name for p in job.sources], [p.name for p in job.data_files])
+        outcome = self.ray.get(self.remote.remote(spec, files, timeout))
+        if "failure" in outcome:
+            work_dir = Path(work_dir)
+            work_dir.mkdir(parents=True, exist_ok=True)
+            (work_dir / "yosys.log").write_text(outcome["log"])
+            raise tools.SynthFailure(job.label, outcome["failure"], work_dir / "yosys.log")
+        return outcome["result"]
+
+
+def _synth_task(spec: tuple, files: dict[str, bytes], timeout: float) -> dict:
+    """Body of a Ray synthesis task: write the files into a private folder, run Yosys there.
+    Returns {"result": ...} or {"failure": reason, "log": text} (exceptions with extra
+    fields do not survive the trip back)."""
+    label, module, params, sources, data_files = spec
+    with tempfile.TemporaryDirectory(prefix="synth-task.") as tmp:
+        src = Path(tmp) / "src"
+        src.mkdir()
+        for name, content in files.items():
+            (src / name).write_bytes(content)
+        job = tools.SynthJob(label, module, tuple(params), tuple(src / n for n in sources),
+                             tuple(src / n for n in data_files))
+        try:
+            return {"result": tools.run_synth_job(job, Path(tmp) / "run", timeout)}
+        except tools.SynthFailure as exc:
+            log_file = Path(tmp) / "run" / "yosys.log"
+            return {"failure": exc.reason, "log": log_file.read_text(errors="replace") if log_file.exists() else ""}
+
+
+def _cached(cache: Path, key: str) -> dict | None:
+    entry = read_json_entry(cache / f"{key}.json")
+    if entry is None or "cells" not in entry:
+        return None
+    # the summary is recomputed from the cell counts, so a change in how cells are counted
+    # needs no new synthesis
+    return {**entry, **tools.summarize_cells(entry["cells"])}
+
+
 def run_jobs(jobs: list[tools.SynthJob], work_dir: Path, *, parallel: int | None = None,
-             timeout: float | None = None, cache: Path | None = None,
-             progress: bool = True) -> tuple[dict[str, dict], dict[str, tools.SynthFailure]]:
-    """Run synthesis jobs (deduplicated and cached by :func:`job_key`), biggest first when
-    run in parallel. Returns (label -> result, label -> failure); a result has ``cached``
-    and ``key`` besides the numbers of :func:`tools.run_synth_job`."""
-    parallel = parallel or default_jobs()
+             timeout: float | None = None, cache: Path | None = None, progress: bool = True,
+             ray_address: str | None = None) -> tuple[dict[str, dict], dict[str, tools.SynthFailure]]:
+    """Run synthesis jobs: identical ones (equal :func:`job_key`) once, cached ones not at
+    all, the rest biggest first, ``parallel`` at a time on this machine (default
+    :func:`default_jobs`) or, with ``ray_address`` (or $RAY_ADDRESS), as Ray tasks on that
+    cluster. Returns (label -> result, label -> failure); a result has ``cached`` and
+    ``key`` besides the numbers of :func:`tools.run_synth_job`.
+
+    The cache may be shared with concurrent builds: an entry is written atomically with a
+    checksum, a per-key lock keeps two builds from synthesizing the same entry, and a
+    damaged entry is synthesized again (:mod:`hw_build.cache`)."""
     timeout = timeout or default_timeout()
     cache = Path(cache) if cache else cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
@@ -151,54 +280,68 @@ def run_jobs(jobs: list[tools.SynthJob], work_dir: Path, *, parallel: int | None
     failures: dict[str, tools.SynthFailure] = {}
     todo: dict[str, list[tools.SynthJob]] = {}   # key -> jobs with that key (identical instances)
     for job in jobs:
-        hit = cache / f"{keys[job.label]}.json"
-        if hit.exists():
-            cached = json.loads(hit.read_text())
-            # the summary is recomputed from the cell counts, so a change in how cells are
-            # counted needs no new synthesis
-            cached.update(tools.summarize_cells(cached["cells"]))
-            results[job.label] = {**cached, "cached": True, "key": keys[job.label]}
+        hit = _cached(cache, keys[job.label])
+        if hit is not None:
+            results[job.label] = {**hit, "cached": True, "key": keys[job.label]}
         else:
             todo.setdefault(keys[job.label], []).append(job)
-    total = len(jobs)
+    if not todo:
+        return results, failures
+    address = cluster_address(ray_address)
+    with ExitStack() as stack:
+        if address:
+            runner: _LocalRunner | _RayRunner = _RayRunner(stack.enter_context(session(address)))
+        else:
+            runner = _LocalRunner(parallel or default_jobs())
+        _run_todo(todo, runner, work_dir, timeout, cache, results, failures, len(jobs), progress)
+    return results, failures
+
+
+def _run_todo(todo: dict[str, list[tools.SynthJob]], runner, work_dir: Path, timeout: float, cache: Path,
+              results: dict[str, dict], failures: dict[str, tools.SynthFailure], total: int,
+              progress: bool) -> None:
     done = len(results)
     if progress:
-        log.info("synthesis: %d instances, %d cached, %d Yosys runs to do (%d at a time, timeout %.0f s each)",
-                 total, done, len(todo), parallel, timeout)
+        log.info("synthesis: %d instances, %d cached, %d distinct Yosys runs to do (%s, timeout %.0f s each)",
+                 total, done, len(todo), runner.where, timeout)
 
-    def one(key: str, job: tools.SynthJob) -> dict:
-        result = tools.run_synth_job(job, work_dir / job.label, timeout)
-        (cache / f"{key}.tmp").write_text(json.dumps(result))
-        (cache / f"{key}.tmp").replace(cache / f"{key}.json")   # atomic: never a half-written entry
-        return result
+    def one(key: str, job: tools.SynthJob) -> tuple[dict, bool]:
+        # another build may be synthesizing the same entry: wait for it and take its result
+        with key_lock(cache, key):
+            hit = _cached(cache, key)
+            if hit is not None:
+                return hit, True
+            result = runner.run(job, work_dir / job.label, timeout)
+            write_json_entry(cache / f"{key}.json", result)
+            return result, False
 
     order = sorted(todo.items(), key=lambda kv: -sum(p.stat().st_size for p in kv[1][0].data_files))
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
+    with ThreadPoolExecutor(max_workers=runner.parallel) as pool:
         futures = {pool.submit(one, key, group[0]): (key, group) for key, group in order}
         for fut in as_completed(futures):
             key, group = futures[fut]
+            done += len(group)
             try:
-                result = fut.result()
+                result, cached = fut.result()
             except tools.SynthFailure as exc:
                 for job in group:
                     failures[job.label] = exc
-                done += len(group)
                 if progress:
                     log.warning("  [%d/%d] %s FAILED: %s", done, total, group[0].label, exc.reason)
                 continue
             for job in group:
-                results[job.label] = {**result, "cached": False, "key": key}
-            done += len(group)
+                results[job.label] = {**result, "cached": cached, "key": key}
             if progress:
                 same = f" (+{len(group) - 1} identical)" if len(group) > 1 else ""
-                log.info("  [%d/%d] %s (%s)%s: %d LUT, %d FF, %g BRAM36, %d DSP, %d LUT levels, %.1f s",
+                log.info("  [%d/%d] %s (%s)%s: %d LUT, %d FF, %g BRAM36, %d DSP, %d LUT levels, %.1f s%s",
                          done, total, group[0].label, group[0].module, same, result["lut"], result["ff"],
-                         result["bram36"], result["dsp"], result["lut_levels"], result["seconds"])
-    return results, failures
+                         result["bram36"], result["dsp"], result["lut_levels"], result["seconds"],
+                         " (cached by a concurrent build)" if cached else "")
 
 
 def synth_design(rtl_dir: Path, work_dir: Path | None = None, *, parallel: int | None = None,
-                 timeout: float | None = None, cache: Path | None = None, progress: bool = True) -> dict:
+                 timeout: float | None = None, cache: Path | None = None, progress: bool = True,
+                 ray_address: str | None = None) -> dict:
     """Synthesize every instance of the generated design in ``rtl_dir`` and sum the results.
 
     Returns {tool, lut, ff, bram36, dsp, carry, lut_levels, instances: [...], seconds,
@@ -213,7 +356,7 @@ def synth_design(rtl_dir: Path, work_dir: Path | None = None, *, parallel: int |
     work = Path(tempfile.mkdtemp(prefix="synth.")) if own else Path(work_dir)
     try:
         results, failures = run_jobs(jobs, work, parallel=parallel, timeout=timeout, cache=cache,
-                                     progress=progress)
+                                     progress=progress, ray_address=ray_address)
     finally:
         if own:
             import shutil
@@ -237,6 +380,7 @@ def synth_design(rtl_dir: Path, work_dir: Path | None = None, *, parallel: int |
         "instances": rows,
         "seconds": round(time.perf_counter() - t0, 1),
         "yosys_runs": len({r["key"] for r in results.values() if not r["cached"]}),
+        "distinct_instances": len({r["key"] for r in results.values()}),
         "cached": sum(1 for r in results.values() if r["cached"]),
         "failures": {name: exc.reason for name, exc in failures.items()},
         # which generated design these numbers belong to (see attach_synth)

