@@ -335,6 +335,14 @@ def step_estimate(ctx: Context) -> None:
              "%d cached, %.0f s)", result["lut"], result["ff"], result["bram36"], result["dsp"],
              result["lut_levels"], len(result["instances"]), result["yosys_runs"], result["cached"],
              result["seconds"])
+    from hw_build.estimate.timing import timing_block
+
+    t = timing_block(result, ctx.board.part, ctx.board.family, ctx.clock_mhz)
+    log.info("timing (estimate until Vivado runs, %s model): Fmax about %.0f MHz, slowest instance %s "
+             "(%d LUT levels at most in any instance)", t["model"]["name"], t["fmax_mhz_estimate"],
+             t["slowest_instance"], t["lut_levels_max"])
+    if "warning" in t:
+        log.warning("WARNING: %s", t["warning"])
 
 
 def step_vivado(ctx: Context) -> None:
@@ -537,6 +545,9 @@ def _finish_report(ctx: Context) -> None:
                                          "dsp": synth["dsp"] / b.dsp}
         ctx.report["fits"] = all(v <= 1.0 for v in ctx.report["utilization"].values())
         ctx.report["fits_basis"] = "yosys" if synth else "estimate"
+        from hw_build.estimate.timing import timing_block
+
+        ctx.report["timing"] = timing_block(synth, b.part, b.family, ctx.clock_mhz) if synth else None
         from hw_build.fold import dma_cycles
 
         model = ModelWrapper(str(dataflow))
@@ -545,7 +556,7 @@ def _finish_report(ctx: Context) -> None:
         ctx.report["dma"] = {"in_bits_per_frame": pixels * 8, "out_bits_per_frame": 8 * max(1, _label_bytes(model)),
                              "stream_bits": ctx.board.dma_bits, "cycles_per_frame": dma_cycles(model, ctx.board)}
     ctx.report["target_fps"] = ctx.opts.target_fps if ctx.opts.folding is None else None
-    for key in ("rtlsim", "synth", "dma", "accuracy"):
+    for key in ("rtlsim", "synth", "dma", "accuracy", "timing"):
         ctx.report.setdefault(key, None)
     from hw_build.report import write_html
 
