@@ -534,6 +534,10 @@ def _finish_report(ctx: Context) -> None:
         ctx.report["edges"] = est["edges"]
         ctx.report["estimate"] = est["estimate"]
         attach_synth(ctx.report, ctx.path("rtl"))
+        for layer in ctx.report["layers"]:
+            # the dot-product cost: Yosys LUTs per multiply (XNOR-popcount) lane of an MVTU
+            if layer["op"] == "MVTU" and "synth_lut" in layer:
+                layer["synth_lut_per_lane"] = round(layer["synth_lut"] / (layer["pe"] * layer["simd"]), 3)
         b = ctx.board
         ctx.report["utilization"] = {
             "lut": est["estimate"]["lut"] / b.lut, "bram36": est["estimate"]["bram36"] / b.bram36,

@@ -152,7 +152,7 @@ def write_html(report: dict, path: Path) -> None:
         columns = ["name", "op", "pe", "simd", "cycles", "lut", "bram36", "dsp"]
         if any("synth_lut" in layer for layer in layers):
             columns += ["synth_lut", "synth_ff", "synth_bram36", "synth_dsp", "synth_lut_levels",
-                        "synth_carry_chain"]
+                        "synth_carry_chain", "synth_lut_per_lane"]
         parts.append(_table(layers, columns))
         edges = report.get("edges") or []
         if edges:
