@@ -33,15 +33,18 @@ def test_path_delay_is_the_documented_sum():
     assert m.fmax_mhz(5, 3) == pytest.approx(1000 / expected)
     # no carry chain: no carry term at all; deeper logic is slower
     assert m.path_ns(5, 0) < m.path_ns(5, 1) < m.path_ns(5, 3) < m.path_ns(6, 3)
+    # a path that starts at a block RAM starts later
+    assert m.path_ns(5, 3, bram=True) - m.path_ns(5, 3) == pytest.approx(m.bram_clk_to_q_ns - m.clk_to_q_ns)
     # UltraScale+ CARRY8 covers two CARRY4 cells of the xc7 mapping
     u = timing.MODELS["ultrascale+-2"]
     assert u.path_ns(4, 4) - u.path_ns(4, 1) == pytest.approx(u.carry_per_cell_ns)
 
 
-def _synth(levels: dict[str, tuple[int, int]]) -> dict:
+def _synth(levels: dict[str, tuple[int, int]], bram: tuple[str, ...] = ()) -> dict:
     return {"instances": [{"instance": name, "module": "mvtu" if name.startswith("MVTU") else "fifo",
                            "layer": name if name.startswith("MVTU") else None, "lut_levels": lv,
-                           "carry_chain": cc} for name, (lv, cc) in levels.items()]}
+                           "carry_chain": cc, "bram36": 1.0 if name in bram else 0.0}
+                          for name, (lv, cc) in levels.items()]}
 
 
 def test_timing_block_names_the_slowest_instance_and_warns_above_the_estimate():
@@ -58,6 +61,10 @@ def test_timing_block_names_the_slowest_instance_and_warns_above_the_estimate():
     assert fast["clock_above_estimate"] and slow in fast["warning"] and "estimate" in fast["warning"]
     deep = timing.timing_block(_synth({"MVTU_2": (9, 0)}), "xc7z020clg400-1", "zynq7", 100.0)
     assert deep["over_limit"] == ["MVTU_2"]
+    # a shallower instance whose path starts at a block RAM can be the slowest
+    ram = timing.timing_block(_synth({"MVTU_0": (6, 1), "MVTU_1": (5, 1)}, bram=("MVTU_1",)),
+                              "xc7z020clg400-1", "zynq7", 100.0)
+    assert ram["slowest_instance"] == "MVTU_1"
 
 
 def test_failed_instances_are_left_out():

@@ -7,7 +7,7 @@ already records) and the longest carry chain (``ltp`` over CARRY4 cells, ``carry
 
 Delay model (one register-to-register path):
 
-    t = t_clk_to_q + t_net
+    t = t_clk_to_q + t_net          (t_clk_to_q of a block RAM where the instance has one)
         + lut_levels * (t_lut + t_net)
         + (carry_chain > 0) * (t_carry_entry + (carry_chain - 1) * t_carry_per_cell + t_net)
         + t_setup + t_clock_uncertainty
@@ -17,8 +17,11 @@ The longest LUT path and the longest carry chain of an instance are charged as i
 were in series on one path, which is pessimistic where they are not (it cannot be
 worse than the real composition of the two). Every LUT level is charged one routing hop:
 routing, not logic, dominates FPGA paths, and a hop's delay depends on placement, which
-synthesis does not know. What the model cannot see: high-fanout nets (a pipeline enable
-driving thousands of flip-flops), block-RAM and DSP clock-to-out, congestion. Treat the
+synthesis does not know. An instance with block RAM is charged the RAM's clock-to-out
+(our ROMs and line buffers use the RAM's latch, not its optional output register) at the
+start of its worst path, pessimistic again where that path starts at a flip-flop. What
+the model cannot see: high-fanout nets (a pipeline enable driving thousands of
+flip-flops), DSP clock-to-out, congestion. Treat the
 figure as a screening number (about +-30 %) that says which instance to pipeline first.
 
 Parameters are round figures of the order of the vendor data sheets' CLB switching
@@ -51,6 +54,7 @@ class DelayModel:
 
     name: str
     clk_to_q_ns: float
+    bram_clk_to_q_ns: float      # block RAM clock to data out, no output register
     lut_ns: float
     net_ns: float
     carry_entry_ns: float        # a LUT output into the chain (S -> CO/O of the first cell)
@@ -60,16 +64,17 @@ class DelayModel:
     clock_uncertainty_ns: float
     sources: str
 
-    def path_ns(self, lut_levels: int, carry_chain: int) -> float:
+    def path_ns(self, lut_levels: int, carry_chain: int, bram: bool = False) -> float:
         """Delay of the worst register-to-register path of an instance (see the module doc)."""
-        t = self.clk_to_q_ns + self.net_ns + lut_levels * (self.lut_ns + self.net_ns)
+        start = self.bram_clk_to_q_ns if bram else self.clk_to_q_ns
+        t = start + self.net_ns + lut_levels * (self.lut_ns + self.net_ns)
         if carry_chain > 0:
             cells = max(1, math.ceil(carry_chain * self.carry4_per_cell))
             t += self.carry_entry_ns + (cells - 1) * self.carry_per_cell_ns + self.net_ns
         return t + self.setup_ns + self.clock_uncertainty_ns
 
-    def fmax_mhz(self, lut_levels: int, carry_chain: int) -> float:
-        return 1000.0 / self.path_ns(lut_levels, carry_chain)
+    def fmax_mhz(self, lut_levels: int, carry_chain: int, bram: bool = False) -> float:
+        return 1000.0 / self.path_ns(lut_levels, carry_chain, bram)
 
 
 _DS187 = "Xilinx DS187 (Zynq-7000 AC/DC switching characteristics), CLB tables; routing hop: rule of thumb"
@@ -79,10 +84,10 @@ _DS925 = ("Xilinx DS925 (Zynq UltraScale+) / DS923 (Virtex UltraScale+) CLB tabl
 MODELS: dict[str, DelayModel] = {
     m.name: m
     for m in [
-        DelayModel("7series-1", 0.46, 0.12, 0.45, 0.50, 0.12, 1.0, 0.10, 0.20, _DS187),
-        DelayModel("7series-2", 0.40, 0.11, 0.40, 0.43, 0.10, 1.0, 0.08, 0.20, _DS187),
-        DelayModel("ultrascale+-1", 0.11, 0.06, 0.30, 0.30, 0.05, 0.5, 0.06, 0.12, _DS925),
-        DelayModel("ultrascale+-2", 0.09, 0.05, 0.26, 0.26, 0.04, 0.5, 0.05, 0.10, _DS925),
+        DelayModel("7series-1", 0.46, 2.10, 0.12, 0.45, 0.50, 0.12, 1.0, 0.10, 0.20, _DS187),
+        DelayModel("7series-2", 0.40, 1.85, 0.11, 0.40, 0.43, 0.10, 1.0, 0.08, 0.20, _DS187),
+        DelayModel("ultrascale+-1", 0.11, 1.30, 0.06, 0.30, 0.30, 0.05, 0.5, 0.06, 0.12, _DS925),
+        DelayModel("ultrascale+-2", 0.09, 1.10, 0.05, 0.26, 0.26, 0.04, 0.5, 0.05, 0.10, _DS925),
     ]
 }
 
@@ -106,10 +111,11 @@ def timing_block(synth: dict, part: str, family: str, clock_mhz: float) -> dict:
         if "error" in inst:
             continue
         levels, carry = int(inst.get("lut_levels", 0)), int(inst.get("carry_chain", 0))
+        bram = bool(inst.get("bram36", 0))
         rows.append({"instance": inst["instance"], "module": inst["module"], "layer": inst.get("layer"),
-                     "lut_levels": levels, "carry_chain": carry,
-                     "path_ns": round(model.path_ns(levels, carry), 3),
-                     "fmax_mhz_estimate": round(model.fmax_mhz(levels, carry), 1)})
+                     "lut_levels": levels, "carry_chain": carry, "block_ram": bram,
+                     "path_ns": round(model.path_ns(levels, carry, bram), 3),
+                     "fmax_mhz_estimate": round(model.fmax_mhz(levels, carry, bram), 1)})
     if not rows:
         return {"lut_levels_max": None, "carry_chain_max": None, "slowest_instance": None,
                 "fmax_mhz_estimate": None, "model": asdict(model), "instances": [],
@@ -134,6 +140,6 @@ def timing_block(synth: dict, part: str, family: str, clock_mhz: float) -> dict:
         block["warning"] = (
             f"--clock-mhz {clock_mhz:g} is above the estimated Fmax of {fmax:.0f} MHz: the slowest "
             f"instance is {slowest['instance']} ({what}: {slowest['lut_levels']} LUT levels, a carry chain "
-            f"of {slowest['carry_chain']} CARRY4). This is an estimate ({model.name} delay model); "
+            f"of {slowest['carry_chain']} CARRY4{', block RAM' if slowest['block_ram'] else ''}). This is an estimate ({model.name} delay model); "
             f"Vivado's timing report decides.")
     return block
