@@ -73,6 +73,27 @@ def target_checks(rows) -> list[str]:
     if "ftbnn_small max" in by_label:
         _, rtl, _ = by_label["ftbnn_small max"]
         check("ftbnn_small >= 3,000 FPS", (rtl.get("fps") or 0) >= 3000, f"{rtl.get('fps') or 0:,.0f} FPS")
+    # issue 13's throughput targets
+    if "cnv_w1a1 max" in by_label:
+        report, rtl, res = by_label["cnv_w1a1 max"]
+        fps = rtl.get("fps") or 0
+        check("CNV-W1A1 max >= 16,000 FPS within 85% LUT and 90% BRAM36 (issue 13)",
+              fps >= 16000 and res["lut"] <= 0.85 * 53200 and res["bram36"] <= 0.9 * 140,
+              f"{fps:,.0f} FPS, {res['lut']:,.0f} LUT, {res['bram36']:.1f} BRAM36")
+    for label, target in (("ftbnn_small max", 16000), ("groupnet_small max", 6000)):
+        if label in by_label:
+            report, rtl, _ = by_label[label]
+            check(f"{label.split()[0]} >= {target:,} FPS and fits (issue 13)",
+                  (rtl.get("fps") or 0) >= target and bool(report.get("fits")),
+                  f"{rtl.get('fps') or 0:,.0f} FPS, fits: {report.get('fits')}")
+    for label, (report, _, _res) in by_label.items():
+        t = report.get("timing")
+        if report.get("synth"):
+            check(f"{label}: every instance <= 8 LUT levels (Yosys ltp), timing block present",
+                  bool(t) and not t["over_limit"] and t["lut_levels_max"] <= 8,
+                  f"at most {t['lut_levels_max']} LUT levels ({t['slowest_instance']} slowest, Fmax about "
+                  f"{t['fmax_mhz_estimate']:.0f} MHz estimated{'; over: ' + ', '.join(t['over_limit']) if t['over_limit'] else ''})"
+                  if t else "no timing block")
     for label, (report, _, _res) in by_label.items():
         synth = report.get("synth")
         if not synth:
@@ -117,7 +138,8 @@ def main() -> int:
     print()
     print(f"{'run':24s} {'est cyc':>8s} {'rtl II':>8s} {'II/est':>7s} {'compute FPS':>12s} {'DMA FPS':>11s} "
           f"{'FPS':>11s} {'FINN FPS':>11s} {'ratio':>7s} {'LUT':>7s} {'est LUT':>8s} {'FINN':>7s} {'ratio':>7s} "
-          f"{'BRAM36':>7s} {'est BR':>7s} {'FINN':>6s} {'fits':>5s} {'build s':>8s}")
+          f"{'BRAM36':>7s} {'est BR':>7s} {'FINN':>6s} {'fits':>5s} {'FPS/kLUT':>9s} {'LUT lv':>6s} {'Fmax~':>6s} "
+          f"{'build s':>8s}")
     for label, model, report, rtl, res, seconds in rows:
         finn = FINN.get(model, {})
         est = report["estimate"]
@@ -125,17 +147,22 @@ def main() -> int:
         ii = rtl.get("ii_cycles") or 0
         dma = (report.get("dma") or {}).get("cycles_per_frame") or 0
         fps = rtl.get("fps")
+        timing = report.get("timing") or {}
         print(f"{label:24s} {est['cycles_per_frame']:8d} {ii:8.0f} {ii / est['cycles_per_frame']:7.3f} "
               f"{clock / ii if ii else 0:12,.0f} {clock / dma if dma else 0:11,.0f} "
               f"{fps or 0:11,.0f} {finn.get('fps') or 0:11,.0f} {ratio(fps, finn.get('fps'))} "
               f"{res['lut']:7,.0f} {est['lut']:8,.0f} {finn.get('lut') or 0:7,.0f} {ratio(finn.get('lut'), res['lut'])} "
               f"{res['bram36']:7.1f} {est['bram36']:7.1f} {finn.get('bram36') or 0:6.1f} {str(report.get('fits')):>5s} "
+              f"{(fps or 0) / (res['lut'] / 1000) if res['lut'] else 0:9,.1f} "
+              f"{str(timing.get('lut_levels_max', '-')):>6s} {timing.get('fmax_mhz_estimate') or 0:6.0f} "
               f"{seconds:8.1f}")
         if dma and ii and dma > ii:
             print(f"{'':24s} DMA bound: {report['dma']['in_bits_per_frame']} input bits/frame over a "
                   f"{report['dma'].get('stream_bits', '?')}-bit stream = {dma} cycles > II {ii:.0f}")
     print("\nFPS = clock / max(rtl II, DMA cycles); ratios: FPS ours/FINN (higher is better), LUT FINN/ours "
           "(higher means we use fewer).")
+    print("FPS/kLUT: FPS per thousand LUTs; LUT lv: most Yosys LUT levels in any instance; Fmax~: the timing "
+          "block's estimate in MHz (a delay model, not Vivado)")
     print("LUT/BRAM36 from", "Yosys synth_xilinx" if not args.no_synth else "the analytical estimate (--no-synth)",
           "; 'est' columns: our analytical cost model")
     print()

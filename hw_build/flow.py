@@ -420,6 +420,14 @@ def step_estimate(ctx: Context) -> None:
              "%d cached, %.0f s)", result["lut"], result["ff"], result["bram36"], result["dsp"],
              result["lut_levels"], len(result["instances"]), result["yosys_runs"], result["cached"],
              result["seconds"])
+    from hw_build.estimate.timing import timing_block
+
+    t = timing_block(result, ctx.board.part, ctx.board.family, ctx.clock_mhz)
+    log.info("timing (estimate until Vivado runs, %s model): Fmax about %.0f MHz, slowest instance %s "
+             "(%d LUT levels at most in any instance)", t["model"]["name"], t["fmax_mhz_estimate"],
+             t["slowest_instance"], t["lut_levels_max"])
+    if "warning" in t:
+        log.warning("WARNING: %s", t["warning"])
 
 
 def step_vivado(ctx: Context) -> None:
@@ -745,6 +753,10 @@ def _finish_report(ctx: Context) -> None:
         ctx.report["edges"] = est["edges"]
         ctx.report["estimate"] = est["estimate"]
         attach_synth(ctx.report, ctx.path("rtl"))
+        for layer in ctx.report["layers"]:
+            # the dot-product cost: Yosys LUTs per multiply (XNOR-popcount) lane of an MVTU
+            if layer["op"] == "MVTU" and "synth_lut" in layer:
+                layer["synth_lut_per_lane"] = round(layer["synth_lut"] / (layer["pe"] * layer["simd"]), 3)
         b = ctx.board
         ctx.report["utilization"] = {
             "lut": est["estimate"]["lut"] / b.lut, "bram36": est["estimate"]["bram36"] / b.bram36,
@@ -756,6 +768,9 @@ def _finish_report(ctx: Context) -> None:
                                          "dsp": synth["dsp"] / b.dsp}
         ctx.report["fits"] = all(v <= 1.0 for v in ctx.report["utilization"].values())
         ctx.report["fits_basis"] = "yosys" if synth else "estimate"
+        from hw_build.estimate.timing import timing_block
+
+        ctx.report["timing"] = timing_block(synth, b.part, b.family, ctx.clock_mhz) if synth else None
         if ctx.path(INTERFACE_NAME).exists():  # written by the rtl step
             from hw_build import interface
 
@@ -765,7 +780,7 @@ def _finish_report(ctx: Context) -> None:
                                  "cycles_per_frame": record.dma_cycles_per_frame, "cell": record.dma_cell,
                                  "ip": record.dma_vlnv, "length_bits": record.dma_length_bits}
     ctx.report["target_fps"] = ctx.opts.target_fps if ctx.opts.folding is None else None
-    for key in ("rtlsim", "synth", "dma", "accuracy"):
+    for key in ("rtlsim", "synth", "dma", "accuracy", "timing"):
         ctx.report.setdefault(key, None)
     from hw_build.report import write_html
 

@@ -82,6 +82,29 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _timing_section(timing: dict) -> list[str]:
+    """The timing block: the Fmax estimate, the model, and every instance's logic depth."""
+    model = timing["model"]
+    out = ["<h2>Timing (estimate until Vivado runs)</h2>",
+           f"<p>Estimated Fmax <b>{_fmt(timing['fmax_mhz_estimate'])} MHz</b>, set by the slowest instance "
+           f"<b>{html.escape(str(timing['slowest_instance']))}</b>; at most {timing['lut_levels_max']} LUT levels "
+           f"in any instance (limit {timing.get('lut_level_limit')}), carry chains up to "
+           f"{timing['carry_chain_max']} CARRY4. Delay model <i>{html.escape(model['name'])}</i>: "
+           f"clock-to-out {model['clk_to_q_ns']} ns + per LUT level {model['lut_ns']} ns logic and "
+           f"{model['net_ns']} ns routing + carry chain + setup and clock uncertainty "
+           f"({html.escape(model['sources'])}). Yosys knows no placement: this is a screening figure, "
+           "Vivado's timing report decides.</p>"]
+    if timing.get("warning"):
+        out.append(f"<p class='bad'>{html.escape(timing['warning'])}</p>")
+    if timing.get("over_limit"):
+        out.append(f"<p class='bad'>Over {timing.get('lut_level_limit')} LUT levels: "
+                   f"{html.escape(', '.join(timing['over_limit']))}.</p>")
+    rows = sorted(timing["instances"], key=lambda r: -r["path_ns"])
+    out.append(_table(rows, ["instance", "module", "layer", "lut_levels", "carry_chain", "path_ns",
+                             "fmax_mhz_estimate"]))
+    return out
+
+
 def write_html(report: dict, path: Path) -> None:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>Build report</title><style>",
@@ -131,7 +154,8 @@ def write_html(report: dict, path: Path) -> None:
         parts.append(f"<img src='data:image/png;base64,{_resource_plot(layers)}'>")
         columns = ["name", "op", "pe", "simd", "cycles", "lut", "bram36", "dsp"]
         if any("synth_lut" in layer for layer in layers):
-            columns += ["synth_lut", "synth_ff", "synth_bram36", "synth_dsp", "synth_lut_levels"]
+            columns += ["synth_lut", "synth_ff", "synth_bram36", "synth_dsp", "synth_lut_levels",
+                        "synth_carry_chain", "synth_lut_per_lane"]
         parts.append(_table(layers, columns))
         edges = report.get("edges") or []
         if edges:
@@ -153,5 +177,7 @@ def write_html(report: dict, path: Path) -> None:
                      + _table([summary], list(summary)))
     elif report.get("synth_error"):
         parts.append(f"<h2>Synthesis</h2><p class='bad'>{html.escape(report['synth_error'])}</p>")
+    if report.get("timing"):
+        parts += _timing_section(report["timing"])
     parts.append("</body></html>")
     path.write_text("\n".join(parts))

@@ -52,9 +52,10 @@ def test_cli_build_rtl_equals_dataflow_and_report_keys(tfc_full_build):
     report = json.loads((out / "report.json").read_text())
     np.testing.assert_array_equal(np.load(out / "verify" / "rtlsim.npy"), np.load(out / "verify" / "dataflow.npy"))
     for key in ("model", "board", "part", "clock_mhz", "layers", "estimate", "rtlsim", "synth", "dma", "fits",
-                "utilization", "verify", "accuracy"):
+                "utilization", "verify", "accuracy", "timing"):
         assert key in report, key
     assert report["part"] == "xc7z020clg400-1" and report["synth"] is None
+    assert report["timing"] is None   # no synthesis, no logic depth to estimate from
     rtl = report["rtlsim"]
     assert rtl["mismatches"] == 0 and rtl["frames"] == 8
     # measured II is the folding's designed bottleneck or the DMA's cycles per frame, whichever is
@@ -148,6 +149,10 @@ def test_small_model_to_verified_rtl_that_fits_pynq_z2(name, tmp_path):
     np.testing.assert_array_equal(np.load(out / "verify" / "rtlsim.npy"), np.load(out / "verify" / "dataflow.npy"))
     assert report["synth"] is not None, report.get("synth_error")
     assert report["fits"] and report["fits_basis"] == "yosys"
+    # every instance within 8 LUT levels; the timing block names the slowest
+    timing = report["timing"]
+    assert timing["lut_levels_max"] <= 8 and not timing["over_limit"], timing["over_limit"]
+    assert timing["slowest_instance"] and timing["fmax_mhz_estimate"] > 100
     assert report["rtlsim"]["ii_cycles"] == max(report["estimate"]["cycles_per_frame"], report["dma"]["cycles_per_frame"])
     if name == "ftbnn_small":
         assert report["rtlsim"]["fps"] >= 3000

@@ -54,6 +54,15 @@ def build_cases() -> dict[str, T.Case]:
                                      in_dtype="INT3", w_dtype="INT8", frames=FRAMES))
     add("mvtu_full_mul", T.mvtu_case(rng, "mvtu_full_mul", 6, 4, 2, 2, vectors=2, binary=False,
                                      in_dtype="UINT8", w_dtype="INT8", frames=FRAMES))
+    # adder trees in several registered stages (more terms than mvtu.v SUM_GROUP)
+    add("mvtu_bin_stages", T.mvtu_case(rng, "mvtu_bin_stages", 200, 4, 2, 100, vectors=3, thresholds=1,
+                                       frames=FRAMES))
+    add("mvtu_bin_stages3", T.mvtu_case(rng, "mvtu_bin_stages3", 2401, 2, 1, 2401, vectors=2, frames=FRAMES))
+    add("mvtu_int_stages", T.mvtu_case(rng, "mvtu_int_stages", 27, 4, 2, 27, vectors=3, binary=False,
+                                       in_dtype="UINT8", w_dtype="INT2", thresholds=1, frames=FRAMES,
+                                       weights=2 * rng.integers(0, 2, size=(4, 27)) - 1))
+    add("mvtu_int_stages_th", T.mvtu_case(rng, "mvtu_int_stages_th", 36, 6, 3, 18, vectors=2, binary=False,
+                                          in_dtype="INT4", w_dtype="INT3", thresholds=3, frames=FRAMES))
     for k in range(4):
         binary = bool(rng.integers(2))
         mw = int(_pick(rng, [4, 6, 8, 9, 12, 18, 32]))

@@ -369,6 +369,7 @@ def synth_design(rtl_dir: Path, work_dir: Path | None = None, *, parallel: int |
                "params": inst.params}
         if r is not None:
             row.update({k: r[k] for k in (*TOTALS, "lut_levels", "seconds", "cached")})
+            row["carry_chain"] = r.get("carry_chain", 0)
         else:
             row["error"] = failures[inst.name].reason
         rows.append(row)
@@ -390,7 +391,7 @@ def synth_design(rtl_dir: Path, work_dir: Path | None = None, *, parallel: int |
 
 
 #: per-instance numbers copied into report.json's layer and edge entries
-SYNTH_FIELDS = ("lut", "ff", "bram36", "dsp", "lut_levels")
+SYNTH_FIELDS = ("lut", "ff", "bram36", "dsp", "lut_levels", "carry_chain")
 
 
 def attach_synth(report: dict, rtl_dir: Path) -> None:

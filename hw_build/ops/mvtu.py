@@ -65,6 +65,12 @@ class MvtuParams:
     THRESH_FILE: str
     WEIGHT_STYLE: str
     THRESH_STYLE: str
+    SUM_GROUP: int
+
+
+#: terms per registered adder-tree stage of the RTL (mvtu.v SUM_GROUP), binary and integer
+BINARY_SUM_GROUP = 48
+INT_SUM_GROUP = 8
 
 
 class MVTU(HWLayer):
@@ -195,6 +201,10 @@ class MVTU(HWLayer):
             # mem_style is the folder's (or the folding file's) choice for the weights; the
             # thresholds are small next to them and always take the cheaper style
             "THRESH_STYLE": rom_style(mh // pe, pe * max(num_thresh, 1) * acc_bits),
+            # terms summed between two pipeline registers: the widest group that Yosys maps
+            # within 6 LUT levels (CNV's 384-lane binary layer: 48 -> 6 levels, one 384-term
+            # tree 10; 27 eight-bit products: 8 -> 5, one tree 9)
+            "SUM_GROUP": BINARY_SUM_GROUP if binary else INT_SUM_GROUP,
         }
 
     def rtl_memories(self, model) -> dict[str, list[str]]:

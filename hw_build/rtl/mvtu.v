@@ -22,7 +22,7 @@
 //   issue   (counters, ROM/buffer read addresses)
 //   A       weights, input word
 //   B       integer mode only: registered products (binary mode: xnor feeds C directly)
-//   C       per-lane adder-tree sums
+//   C       per-lane adder-tree sums, in ceil(log_SUM_GROUP(SIMD)) registered stages
 //   acc     accumulate over synapse folds; threshold word read
 //   out     thresholds compared (or accumulator resized), output register
 `default_nettype none
@@ -45,7 +45,8 @@ module mvtu #(
     parameter WEIGHTS_FILE = "",
     parameter THRESH_FILE  = "",
     parameter WEIGHT_STYLE = "auto",    // rom STYLE: "block", "distributed" or "auto"
-    parameter THRESH_STYLE = "auto"
+    parameter THRESH_STYLE = "auto",
+    parameter SUM_GROUP    = 32         // terms (or partial sums) added between two registers
 ) (
     input  wire                   clk,
     input  wire                   rst_n,
@@ -264,33 +265,127 @@ module mvtu #(
     endgenerate
 
     // ---------------------------------------------------------------- stage C: lane sums
-    wire [PE*ACC_BITS-1:0] sums;
-    reg  [PE*ACC_BITS-1:0] c_sums;
-    reg                    c_valid, c_first, c_last;
-    reg  [NW-1:0]          c_nf;
-    genvar g;
+    // Each lane's SIMD terms are summed in STAGES registered stages: every stage adds groups
+    // of at most SUM_GROUP of its inputs, so the logic between two registers stays a few LUTs
+    // deep however wide SIMD is (one stage, the plain tree, while SIMD <= SUM_GROUP).
+    // Stage s has sum_nodes(s) inputs of sum_width(s) bits (stage 0: the terms).
+    function integer sum_nodes;
+        input integer s;
+        integer k;
+        begin
+            sum_nodes = SIMD;
+            for (k = 0; k < s; k = k + 1) sum_nodes = (sum_nodes + SUM_GROUP - 1) / SUM_GROUP;
+        end
+    endfunction
+
+    function integer sum_stages;
+        input integer unused_arg;
+        begin
+            sum_stages = 1;
+            while (sum_nodes(sum_stages) > 1) sum_stages = sum_stages + 1;
+        end
+    endfunction
+
+    // bits of a node at stage s: exact for the terms it covers, at most ACC_BITS
+    function integer sum_width;
+        input integer s;
+        integer covered, k, w;
+        begin
+            covered = 1;
+            for (k = 0; k < s; k = k + 1) covered = (covered * SUM_GROUP < SIMD) ? covered * SUM_GROUP : SIMD;
+            w = 0;
+            while ((1 << w) < covered + 1) w = w + 1;    // clog2(covered + 1)
+            if (s == 0) sum_width = TERM;
+            else if (BINARY != 0) sum_width = (w < ACC_BITS) ? w : ACC_BITS;
+            else sum_width = (TERM + w < ACC_BITS) ? TERM + w : ACC_BITS;
+        end
+    endfunction
+
+    function integer sum_offset;
+        input integer s;
+        integer k;
+        begin
+            sum_offset = 0;
+            for (k = 1; k < s; k = k + 1) sum_offset = sum_offset + sum_nodes(k) * sum_width(k);
+        end
+    endfunction
+
+    localparam STAGES    = sum_stages(0);
+    localparam SUM_TOTAL = sum_offset(STAGES + 1);   // registered bits of stages 1..STAGES
+
+    wire [PE*ACC_BITS-1:0] c_sums;
+    wire                   c_valid, c_first, c_last;
+    wire [NW-1:0]          c_nf;
+    genvar g, st, nd;
     generate
         for (g = 0; g < PE; g = g + 1) begin : g_lane
-            adder_tree #(
-                .N        (SIMD),
-                .IN_BITS  (TERM),
-                .SIGNED   (BINARY == 0),
-                .OUT_BITS (ACC_BITS)
-            ) tree (
-                .terms (b_terms[g*SIMD*TERM +: SIMD*TERM]),
-                .sum   (sums[g*ACC_BITS +: ACC_BITS])
-            );
+            reg [SUM_TOTAL-1:0] stage_q;    // the registered node sums of stages 1..STAGES
+            for (st = 0; st < STAGES; st = st + 1) begin : g_stage
+                localparam NI = sum_nodes(st);
+                localparam WI = sum_width(st);
+                localparam NO = sum_nodes(st + 1);
+                localparam WO = sum_width(st + 1);
+                wire [NI*WI-1:0] stage_in;
+                if (st == 0) begin : g_terms
+                    assign stage_in = b_terms[g*SIMD*TERM +: SIMD*TERM];
+                end else begin : g_sums
+                    assign stage_in = stage_q[sum_offset(st) +: NI*WI];
+                end
+                for (nd = 0; nd < NO; nd = nd + 1) begin : g_node
+                    localparam FIRST = nd * SUM_GROUP;
+                    localparam COUNT = (NI - FIRST < SUM_GROUP) ? NI - FIRST : SUM_GROUP;
+                    wire [WO-1:0] node_sum;
+                    adder_tree #(
+                        .N        (COUNT),
+                        .IN_BITS  (WI),
+                        .SIGNED   (BINARY == 0),
+                        .OUT_BITS (WO)
+                    ) tree (
+                        .terms (stage_in[FIRST*WI +: COUNT*WI]),
+                        .sum   (node_sum)
+                    );
+                    always @(posedge clk) begin
+                        if (advance) stage_q[sum_offset(st + 1) + nd*WO +: WO] <= node_sum;
+                    end
+                end
+            end
+            localparam WR = sum_width(STAGES);
+            wire [WR-1:0] root = stage_q[sum_offset(STAGES) +: WR];
+            if (WR < ACC_BITS) begin : g_extend
+                assign c_sums[g*ACC_BITS +: ACC_BITS] = {{(ACC_BITS - WR){BINARY == 0 && root[WR-1]}}, root};
+            end else begin : g_exact
+                assign c_sums[g*ACC_BITS +: ACC_BITS] = root;
+            end
         end
     endgenerate
 
+    // the fold's flags travel with its sums
+    reg [STAGES:1] st_valid, st_first, st_last;
+    reg [NW-1:0]   st_nf [1:STAGES];
+    integer        q;
     always @(posedge clk) begin
         if (advance) begin
-            c_sums  <= sums;
-            c_first <= b_first;
-            c_last  <= b_last;
-            c_nf    <= b_nf;
+            st_first[1] <= b_first;
+            st_last[1]  <= b_last;
+            st_nf[1]    <= b_nf;
+            for (q = 2; q <= STAGES; q = q + 1) begin
+                st_first[q] <= st_first[q-1];
+                st_last[q]  <= st_last[q-1];
+                st_nf[q]    <= st_nf[q-1];
+            end
         end
     end
+    always @(posedge clk) begin
+        if (!rst_n) st_valid <= {STAGES{1'b0}};
+        else if (advance) begin
+            st_valid[1] <= b_valid;
+            for (q = 2; q <= STAGES; q = q + 1) st_valid[q] <= st_valid[q-1];
+        end
+    end
+    assign c_valid = st_valid[STAGES];
+    assign c_first = st_first[STAGES];
+    assign c_last  = st_last[STAGES];
+    assign c_nf    = st_nf[STAGES];
 
     // ---------------------------------------------------------------- accumulate
     // the threshold word is read in parallel, so the ROM's output register lines up with acc
@@ -353,12 +448,10 @@ module mvtu #(
     always @(posedge clk) begin
         if (!rst_n) begin
             a_valid   <= 1'b0;
-            c_valid   <= 1'b0;
             acc_valid <= 1'b0;
             out_valid <= 1'b0;
         end else if (advance) begin
             a_valid   <= issue;
-            c_valid   <= b_valid;
             acc_valid <= c_valid && c_last;
             out_valid <= acc_valid;
         end

@@ -200,6 +200,8 @@ class SynthJob:
             # LUT levels: the longest path through LUT cells only (flip-flops, carry chains and
             # memories end a path)
             "tee -q -o ltp.txt ltp -noff t:LUT* w:*",
+            # carry-chain length: the longest path through CARRY4 cells only (CO -> CI)
+            "tee -q -o ltp_carry.txt ltp -noff t:CARRY4 w:*",
         ]) + "\n"
 
 
@@ -236,7 +238,7 @@ def _failure_reason(returncode: int, log_text: str) -> str:
 
 def run_synth_job(job: SynthJob, work_dir: Path, timeout: float = 3600) -> dict:
     """Synthesize one job in ``work_dir`` (created, emptied first). Returns {lut, ff, bram36, dsp,
-    carry, lut_levels, cells, seconds}; raises :class:`SynthFailure` naming the job."""
+    carry, lut_levels, carry_chain (CARRY4 cells in the longest chain), cells, seconds}; raises :class:`SynthFailure` naming the job."""
     work_dir = Path(work_dir)
     if work_dir.exists():
         shutil.rmtree(work_dir)
@@ -257,6 +259,9 @@ def run_synth_job(job: SynthJob, work_dir: Path, timeout: float = 3600) -> dict:
         raise SynthFailure(job.label, _failure_reason(proc.returncode, text), log)
     cells = parse_cells((work_dir / "stat.txt").read_text())
     levels = parse_ltp((work_dir / "ltp.txt").read_text()) if (work_dir / "ltp.txt").exists() else 0
+    carry = work_dir / "ltp_carry.txt"
+    carry_chain = parse_ltp(carry.read_text()) if carry.exists() else 0
     for f in (*job.sources, *job.data_files):  # the copies; the script and log stay to rerun it
         (work_dir / Path(f).name).unlink(missing_ok=True)
-    return {**summarize_cells(cells), "lut_levels": levels, "cells": cells, "seconds": round(seconds, 2)}
+    return {**summarize_cells(cells), "lut_levels": levels, "carry_chain": carry_chain, "cells": cells,
+            "seconds": round(seconds, 2)}
