@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from hw_build import distributed
-from hw_build.rtl import codegen, sim
-from hw_build.rtl import testing as T
+from hw_build.rtl import sim
+from tests import rtl_cases as T
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_sharded_simulation_gives_the_single_process_labels(tmp_path):
     model = T.chain_graph(np.random.default_rng(7))
     out = tmp_path / "rtl"
-    manifest = codegen.generate(model, out, 64)
+    manifest = T.generate(model, out, 64)
     frames = T.random_frames(np.random.default_rng(8), 10, manifest["frame_shape"])
     single, _ = sim.simulate_top(out, frames, stall_in=0.0, stall_out=0.0, seed=3)
     done: list = []

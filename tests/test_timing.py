@@ -10,7 +10,7 @@ from qonnx.custom_op.registry import getCustomOp
 from hw_build import boards
 from hw_build.estimate import timing
 from hw_build.rtl import library_files, module_closure, tools
-from hw_build.rtl import testing as T
+from tests import rtl_cases as T
 
 CARRY_SAMPLE = """
 Longest topological path in sliding_window (length=3):
