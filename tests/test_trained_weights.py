@@ -60,7 +60,9 @@ def test_shipped_bnn_pynq_weights_score_their_stated_accuracy(name: str) -> None
     assert zoo.get(name, pretrained=False).trained is False
 
 
-@pytest.mark.parametrize("name", ["tfc_w1a1", "tfc_w2a2", "ftbnn_tiny"])
+@pytest.mark.parametrize(
+    "name", ["tfc_w1a1", "tfc_w2a2", pytest.param("ftbnn_tiny", marks=pytest.mark.slow)]  # ftbnn: minutes of streamline
+)
 def test_compact_weights_give_the_identical_integer_graph(name: str, tmp_path: Path) -> None:
     """int8 storage of constant-scale quantized weights changes nothing the hardware sees.
 
