@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: test accuracy on the 1,000-image MNIST test split, as stated in README.md and
 #: quant_models/weights/README.md (correct images out of 1,000)
-SHIPPED_CORRECT = {"tfc_w1a1": 908, "sfc_w1a1": 932}
+SHIPPED_CORRECT = {"tfc_w1a1": 919, "sfc_w1a1": 932}
 
 
 def run_build(*args: str) -> subprocess.CompletedProcess:
@@ -60,7 +60,9 @@ def test_shipped_bnn_pynq_weights_score_their_stated_accuracy(name: str) -> None
     assert zoo.get(name, pretrained=False).trained is False
 
 
-@pytest.mark.parametrize("name", ["tfc_w1a1", "tfc_w2a2", "ftbnn_tiny"])
+@pytest.mark.parametrize(
+    "name", ["tfc_w1a1", "tfc_w2a2", pytest.param("ftbnn_tiny", marks=pytest.mark.slow)]  # ftbnn: minutes of streamline
+)
 def test_compact_weights_give_the_identical_integer_graph(name: str, tmp_path: Path) -> None:
     """int8 storage of constant-scale quantized weights changes nothing the hardware sees.
 
