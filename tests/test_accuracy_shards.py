@@ -41,7 +41,9 @@ def test_shards_must_be_positive(tmp_path):
     proc = subprocess.run([sys.executable, "build.py", "--model", "tfc_w1a1", "--board", "pynq-z2", "--output",
                            str(tmp_path / "b"), "--accuracy-shards", "0"], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
-    assert proc.returncode == 1 and "--accuracy-shards" in proc.stderr and "Traceback" not in proc.stderr
+    # an option value that cannot mean anything is a usage error (exit 2), checked before any step runs
+    assert proc.returncode == 2 and "--accuracy-shards" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "b").exists()
 
 
 @pytest.mark.slow

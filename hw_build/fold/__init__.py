@@ -79,7 +79,7 @@ def read_folding_file(path: Path) -> dict[str, dict]:
                             '{"PE": 4, "SIMD": 8}')
             continue
         for attr, value in values.items():
-            if attr in ("PE", "SIMD", "depth"):
+            if attr in ("PE", "SIMD"):
                 whole = (isinstance(value, int) and not isinstance(value, bool)) or (
                     isinstance(value, float) and math.isfinite(value) and value.is_integer())
                 if not whole or value < 1:
