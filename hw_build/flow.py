@@ -676,6 +676,12 @@ def _build_locked(opts: Options, board: boards.Board, clock: float, name: str, o
     # steps from --from on run again; their earlier entries and every later step's are stale
     history = [h for h in history if STEP_NAMES.index(h["step"]) < STEP_NAMES.index(first)]
     ctx.finished = {h["step"] for h in history if h["status"] not in ("failed", "running", "interrupted")}
+    # a resumed build stands on every earlier step's outputs, whether or not its first step reads
+    # them as a model (verify reads rtl/, estimate the RTL manifest): refuse before anything is touched
+    unfinished = [s for s in STEP_NAMES[:STEP_NAMES.index(first)] if s not in ctx.finished]
+    if unfinished:
+        raise BuildError(f"cannot resume from '{first}': step '{unfinished[0]}' did not finish in '{out}' "
+                         f"(steps.json). Run the build --from {unfinished[0]}.")
     ctx.report.update({"model": ctx.report.get("model", name), "board": board.name, "part": board.part,
                        "clock_mhz": clock})
     _forget_steps(ctx, manifest, list(STEPS[STEP_NAMES.index(first):]))
