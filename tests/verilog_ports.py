@@ -97,6 +97,19 @@ def _parse_decls(chunks: list[str], params: dict[str, int], out: dict[str, Port]
             order.append(name)
 
 
+def _closing_paren(src: str, start: int) -> int:
+    """Index of the parenthesis closing the one at ``start`` (nesting counted)."""
+    depth = 0
+    for i in range(start, len(src)):
+        if src[i] == "(":
+            depth += 1
+        elif src[i] == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+    raise BuildError("unbalanced parentheses in the generated Verilog")
+
+
 def parse_module_ports(text: str, module: str = DEFAULT_TOP) -> dict[str, Port]:
     """Ports of ``module`` in Verilog source ``text``, in declaration order."""
     src = _strip_comments(text)
@@ -109,15 +122,7 @@ def parse_module_ports(text: str, module: str = DEFAULT_TOP) -> dict[str, Port]:
     if rest.startswith("#"):
         # parameter list: #( ... ) with balanced parentheses
         start = src.index("(", pos)
-        depth, i = 0, start
-        while True:
-            if src[i] == "(":
-                depth += 1
-            elif src[i] == ")":
-                depth -= 1
-                if depth == 0:
-                    break
-            i += 1
+        i = _closing_paren(src, start)
         for pm in re.finditer(r"(?:parameter\s+(?:integer\s+)?)?([A-Za-z_]\w*)\s*=\s*([^,]+)", src[start + 1:i]):
             try:
                 params[pm.group(1)] = _eval_int(pm.group(2), params)
@@ -125,15 +130,7 @@ def parse_module_ports(text: str, module: str = DEFAULT_TOP) -> dict[str, Port]:
                 pass
         pos = i + 1
     open_paren = src.index("(", pos)
-    depth, i = 0, open_paren
-    while True:
-        if src[i] == "(":
-            depth += 1
-        elif src[i] == ")":
-            depth -= 1
-            if depth == 0:
-                break
-        i += 1
+    i = _closing_paren(src, open_paren)
     header = src[open_paren + 1:i]
     end = src.find("endmodule", i)
     body = src[i + 1:end if end >= 0 else len(src)]
