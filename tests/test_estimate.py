@@ -31,10 +31,10 @@ def _calibration_rows() -> list[dict]:
 
 def test_calibration_data_covers_every_module():
     modules = {r["module"] for r in _calibration_rows()}
-    assert set(cost_model.FEATURES) <= modules, set(cost_model.FEATURES) - modules
+    assert set(cost_model.records()) <= modules, set(cost_model.records()) - modules
 
 
-@pytest.mark.parametrize("module", sorted(cost_model.FEATURES))
+@pytest.mark.parametrize("module", sorted(cost_model.records()))
 def test_estimate_reproduces_calibration_data(module):
     """Per module: the summed LUT estimate is within TOLERANCE["module_total"] of Yosys and
     the per-instance errors within TOLERANCE["instance_mean"] on average; BRAM36 is exact

@@ -4,12 +4,15 @@ qonnx finds an op class by importing this module (the node's domain) and looking
 op type up in ``__all__``.
 
 Adding a layer means:
-1. one op file here: the class (shapes, ``execute_node``, ``cycles``, ``rtl_module``,
-   ``rtl_params``, ``lookahead`` when it buffers rows), imported and listed below;
+1. one op file here: the op class (shapes, ``execute_node``, ``cycles``, ``rtl_module``,
+   ``rtl_param_values``, ``lookahead`` when it buffers rows) and its typed parameter record
+   (a frozen dataclass: the Verilog module's parameters, checked against the .v file at
+   import, whose ``resource_features()`` the cost model prices), imported and listed below;
 2. one Verilog file in hw_build/rtl (the module named by ``rtl_module``, the library's
-   stream port conventions), with its resource features in hw_build/estimate/cost_model.py;
+   stream port conventions; the library modules it instantiates are read from it);
 3. one lowering rule in hw_build/lower;
-4. tests: a randomized case builder in tests/layer_cases.py and the layer's RTL test.
+4. tests: a randomized case builder in tests/rtl_cases.py (``CASE_BUILDERS``), which the
+   layer's RTL test and the cost-model calibration sweep both use.
 
 The stream plumbing (Fifo, WidthConverter, DmaUnpack, TlastQueue) is inserted after folding
 by hw_build.fold.plumbing instead of a lowering rule.

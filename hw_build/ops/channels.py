@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from hw_build.estimate.cost_model import ModuleFeatures, clog2
 from hw_build.ops.base import HWLayer, divisors
 
 
@@ -25,6 +26,13 @@ class ChannelSplitParams:
     WIDTH: int
     NUM_OUTPUTS: int
     GROUP_BEATS: int
+
+    def resource_features(self) -> ModuleFeatures:
+        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
+        feature counts, block RAMs, DSPs."""
+        n, beats = self.NUM_OUTPUTS, self.GROUP_BEATS
+        counters = clog2(beats) + clog2(n)
+        return {"const": 1.0, "counters": counters, "outputs": n}, {"const": 1.0, "counters": counters}, 0.0, 0.0
 
 
 class ChannelSplit(HWLayer):
@@ -76,6 +84,13 @@ class ChannelConcatParams:
     WIDTH: int
     BEATS0: int
     BEATS1: int
+
+    def resource_features(self) -> ModuleFeatures:
+        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
+        feature counts, block RAMs, DSPs."""
+        counter = clog2(self.BEATS0 + self.BEATS1)
+        return ({"const": 1.0, "mux": self.WIDTH, "counter": counter},
+                {"const": 1.0, "counter": counter}, 0.0, 0.0)
 
 
 class ChannelConcat(HWLayer):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from hw_build.estimate.cost_model import Features, ModuleFeatures, clog2, ram_features
 from hw_build.ops.base import StreamPlumbing
 
 #: depth of a FIFO on a plain edge: two registers, full throughput, registered handshakes
@@ -23,6 +24,20 @@ class FifoParams:
 
     WIDTH: int
     DEPTH: int
+
+    def resource_features(self) -> ModuleFeatures:
+        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
+        feature counts, block RAMs, DSPs."""
+        width, depth = self.WIDTH, self.DEPTH
+        if depth == 2:
+            # two registers, the head fed by a 3:1 multiplexer (fifo.v g_regs)
+            return {"const": 1.0, "regs2_mux": width}, {"const": 1.0, "regs2": 2 * width}, 0.0, 0.0
+        aw = clog2(depth)
+        lut: Features = {"const": 1.0, "ptr": aw, "bypass_mux": width}
+        ff: Features = {"const": 1.0, "ptr": aw, "regs": 2 * width}
+        bram = ram_features(depth, width, "mem", lut, ff)
+        ff.pop("mem_lutram_q", None)       # the read register is the FIFO's own rd_data
+        return lut, ff, bram, 0.0
 
 
 class Fifo(StreamPlumbing):

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from hw_build.estimate.cost_model import Features, ModuleFeatures, clog2, rom_features
 from hw_build.ops.base import HWLayer, divisors
 
 
@@ -29,6 +30,25 @@ class LabelSelectParams:
     SCORE_BITS: int
     OUT_BITS: int
     AFFINE_FILE: str
+
+    def resource_features(self) -> ModuleFeatures:
+        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
+        feature counts, block RAMs, DSPs."""
+        c, pe = self.C, self.PE
+        score = self.SCORE_BITS
+        folds = max(1, c // pe)
+        lut: Features = {"const": 1.0, "compare": pe * score, "counters": clog2(folds)}
+        ff: Features = {"const": 1.0, "scores": pe * score, "x": pe * self.IN_BITS}
+        dsp = 0.0
+        if self.AFFINE:
+            a_bits, in_bits = self.A_BITS, self.IN_BITS
+            rom_features(folds, pe * (a_bits + self.B_BITS), "distributed", "ab", lut, ff)
+            if min(a_bits, in_bits) > 3 and max(a_bits, in_bits) > 8:
+                dsp = float(pe)
+                lut["affine_add"] = pe * score
+            else:
+                lut["affine_mul"] = pe * score * min(a_bits, in_bits)
+        return lut, ff, 0.0, dsp
 
 
 class LabelSelect(HWLayer):

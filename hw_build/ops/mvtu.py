@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from qonnx.core.datatype import DataType
 
+from hw_build.estimate.cost_model import Features, ModuleFeatures, clog2, ram_features, rom_features
 from hw_build.ops.base import HWLayer, divisors
 
 
@@ -66,6 +67,52 @@ class MvtuParams:
     WEIGHT_STYLE: str
     THRESH_STYLE: str
     SUM_GROUP: int
+
+    def resource_features(self) -> ModuleFeatures:
+        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
+        feature counts, block RAMs, DSPs."""
+        mw, mh, pe, simd = self.MW, self.MH, self.PE, self.SIMD
+        binary = self.BINARY
+        in_bits, w_bits, acc = self.IN_BITS, self.W_BITS, self.ACC_BITS
+        nth, out_bits = self.NUM_THRESH, self.OUT_BITS
+        sf, nf = max(1, mw // simd), max(1, mh // pe)
+        lut: Features = {"const": 1.0}
+        ff: Features = {"const": 1.0, "counters": clog2(sf) + clog2(nf) + clog2(sf * nf)}
+        lut["counters"] = ff["counters"]
+        bram = rom_features(sf * nf, pe * simd * w_bits, self.WEIGHT_STYLE, "w", lut, ff)
+        if binary and "w_rom" in lut and sf * nf <= 32:
+            # Yosys moves the ROM's output register to its address: a weight bit is then a
+            # function of at most 5 address bits, which shares its LUT6 with the XNOR
+            lut["w_rom_xnor"] = lut.pop("w_rom")
+        xword = simd * in_bits
+        if nf > 1:
+            bram += ram_features(2 * sf, xword, "xbuf", lut, ff)
+        ff["x_word"] = xword
+        terms = pe * simd
+        dsp = 0.0
+        if binary:
+            # XNOR with the weight feeds the popcount; a constant weight (one fold) is a wire
+            lut["popcount_const_w" if sf * nf == 1 else "popcount"] = terms
+            lut["tree_root"] = pe * acc
+        else:
+            pw = in_bits + w_bits + 2
+            if self.W_BIPOLAR or self.IN_BIPOLAR:
+                lut["negate"] = terms * pw
+            elif min(w_bits, in_bits) <= 3:
+                lut["shift_add"] = terms * pw * min(w_bits, in_bits)
+            else:
+                dsp = float(terms)          # a real multiplier: Yosys infers a DSP48 per product
+            lut["int_tree"] = terms * pw
+            ff["products"] = terms * pw
+        lut["acc"] = pe * acc
+        ff["acc"] = 2 * pe * acc
+        if nth:
+            bram += rom_features(nf, pe * nth * acc, self.THRESH_STYLE, "th", lut, ff)
+            lut["compare" if nf > 1 else "compare_const"] = pe * nth * acc
+            if nth > 1:
+                lut["level_count"] = pe * nth
+        ff["out"] = pe * out_bits
+        return lut, ff, bram, dsp
 
 
 #: terms per registered adder-tree stage of the RTL (mvtu.v SUM_GROUP), binary and integer

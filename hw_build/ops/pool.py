@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from hw_build.estimate.cost_model import FF_MEMORY_BITS, Features, ModuleFeatures, clog2, lutram_luts
 from hw_build.ops.base import HWLayer
 
 
@@ -27,6 +28,24 @@ class PoolParams:
     OUT_BITS: int
     SIGNED: int
     MODE_SUM: int
+
+    def resource_features(self) -> ModuleFeatures:
+        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
+        feature counts, block RAMs, DSPs."""
+        w, c, k, pe = self.IFM_W, self.C, self.K, self.PE
+        out_bits = self.OUT_BITS
+        words = max(1, w // k) * max(1, c // pe)
+        word = pe * out_bits
+        # the partial-result line has an asynchronous read port: LUT RAM (or FFs when tiny)
+        lut: Features = {"const": 1.0, "counters": clog2(words) + clog2(w) + clog2(self.IFM_H),
+                         "combine": word}
+        ff: Features = {"const": 1.0, "counters": lut["counters"], "out": word}
+        if words * word <= FF_MEMORY_BITS or words <= 2:
+            lut["line_ff"] = words * word
+            ff["line_ff"] = words * word
+        else:
+            lut["line_lutram"] = lutram_luts(words, word) / 2     # async read: half the sites of SDP
+        return lut, ff, 0.0, 0.0
 
 
 class Pool(HWLayer):

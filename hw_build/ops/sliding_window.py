@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from hw_build.estimate.cost_model import Features, ModuleFeatures, clog2, ram_features
 from hw_build.ops.base import HWLayer, divisors
 
 
@@ -33,6 +34,33 @@ class SlidingWindowParams:
     BITS: int
     PAD_VALUE: int
     NROWS: int
+
+    def resource_features(self) -> ModuleFeatures:
+        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
+        feature counts, block RAMs, DSPs."""
+        w, c, k, stride = self.IFM_W, self.C, self.K, self.STRIDE
+        simd, bits = self.SIMD, self.BITS
+        nrows = self.NROWS
+        h, pad_t, pad_l = self.IFM_H, self.PAD_T, self.PAD_L
+        cf = max(1, c // simd)
+        depth = nrows * w * cf
+        word = simd * bits
+        aw = max(1, clog2(depth))
+        # the reader's row/column arithmetic is signed, RW bits wide (sliding_window.v): about a
+        # dozen adders and comparators of that width
+        rw = max(clog2(h + w + pad_t + pad_l + 2 * k + 2 * stride + nrows + 1) + 2, aw + 1)
+        lut: Features = {"const": 1.0, "addr": aw, "pad_mux": word, "row_arith": rw,
+                         # rd_addr = slot * ROW_BEATS + col * CF + cf: constant multipliers, one adder
+                         # per set bit of the constant
+                         "addr_mult": aw * (bin(w * cf).count("1") + bin(cf).count("1")),
+                         # the next slot is a remainder modulo NROWS: free for a power of two
+                         "slot_mod": 0 if nrows & (nrows - 1) == 0 else rw * rw,
+                         # output-position counters and their end-of-range compares
+                         "out_counters": clog2(self.OFM_H) + clog2(self.OFM_W) + clog2(cf) + 2 * clog2(k),
+                         "stride_arith": rw if stride > 1 else 0}
+        ff: Features = {"const": 1.0, "addr": aw, "word": word, "row_arith": rw}
+        bram = ram_features(depth, word, "buf", lut, ff)
+        return lut, ff, bram, 0.0
 
 
 class SlidingWindow(HWLayer):

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from hw_build.estimate.cost_model import FF_MEMORY_BITS, Features, ModuleFeatures, clog2, lutram_luts
 from hw_build.ops.base import HWLayer
 
 
@@ -16,6 +17,12 @@ class DuplicateStreamsParams:
 
     WIDTH: int
     NUM_OUTPUTS: int
+
+    def resource_features(self) -> ModuleFeatures:
+        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
+        feature counts, block RAMs, DSPs."""
+        n = self.NUM_OUTPUTS
+        return {"const": 1.0, "outputs": n}, {"const": 1.0, "outputs": n}, 0.0, 0.0
 
 
 class DuplicateStreams(HWLayer):
@@ -48,6 +55,12 @@ class AddStreamsParams:
     B_BITS: int
     B_SIGNED: int
     OUT_BITS: int
+
+    def resource_features(self) -> ModuleFeatures:
+        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
+        feature counts, block RAMs, DSPs."""
+        pe, out_bits = self.PE, self.OUT_BITS
+        return {"const": 1.0, "adder": pe * out_bits}, {"const": 1.0, "out": pe * out_bits}, 0.0, 0.0
 
 
 class AddStreams(HWLayer):
@@ -92,6 +105,21 @@ class GlobalAccPoolParams:
     IN_BITS: int
     SIGNED: int
     OUT_BITS: int
+
+    def resource_features(self) -> ModuleFeatures:
+        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
+        feature counts, block RAMs, DSPs."""
+        c, pe, out_bits = self.C, self.PE, self.OUT_BITS
+        words = max(1, c // pe)
+        word = pe * out_bits
+        lut: Features = {"const": 1.0, "adder": word, "counters": clog2(words) + clog2(self.PIXELS)}
+        ff: Features = {"const": 1.0, "out": word, "counters": lut["counters"]}
+        if words * word <= FF_MEMORY_BITS or words <= 2:
+            lut["acc_ff"] = words * word
+            ff["acc_ff"] = words * word
+        else:
+            lut["acc_lutram"] = lutram_luts(words, word) / 2
+        return lut, ff, 0.0, 0.0
 
 
 class GlobalAccPool(HWLayer):

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from hw_build.estimate.cost_model import Features, ModuleFeatures, clog2, rom_features
 from hw_build.ops.base import HWLayer
 from hw_build.ops.mvtu import threshold_levels
 
@@ -29,6 +30,32 @@ class ThresholdingParams:
     SEARCH: int
     THRESH_FILE: str
     THRESH_STYLE: str
+
+    def resource_features(self) -> ModuleFeatures:
+        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
+        feature counts, block RAMs, DSPs."""
+        c, pe, in_bits = self.C, self.PE, self.IN_BITS
+        nth, t_bits, out_bits = self.NUM_THRESH, self.T_BITS, self.OUT_BITS
+        folds = max(1, c // pe)
+        style = self.THRESH_STYLE
+        lut: Features = {"const": 1.0, "fold": clog2(folds)}
+        ff: Features = {"const": 1.0, "fold": clog2(folds), "out": pe * out_bits}
+        bram = 0.0
+        if self.SEARCH:
+            levels = clog2(nth + 1)
+            for k in range(levels):
+                # each lane keeps only its own slice of its stage ROM
+                for _ in range(pe):
+                    bram += rom_features(folds << k, t_bits, style, "stage", lut, ff)
+            lut["search_compare"] = pe * levels * t_bits
+            ff["pipeline"] = levels * pe * (in_bits + levels) + levels * clog2(folds)
+        else:
+            bram += rom_features(folds, pe * nth * t_bits, style, "th", lut, ff)
+            lut["compare" if folds > 1 else "compare_const"] = pe * nth * t_bits
+            if nth > 1:
+                lut["level_count"] = pe * nth
+            ff["x"] = pe * in_bits
+        return lut, ff, bram, 0.0
 
 
 class Thresholding(HWLayer):

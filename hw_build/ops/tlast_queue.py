@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from hw_build.estimate.cost_model import Features, ModuleFeatures, clog2
 from hw_build.ops.base import StreamPlumbing
 
 #: frames whose tlast flags the queue can hold (frames in flight between input and label)
@@ -21,6 +22,14 @@ class FrameTlastParams:
 
     WORDS_PER_FRAME: int
     DEPTH: int
+
+    def resource_features(self) -> ModuleFeatures:
+        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
+        feature counts, block RAMs, DSPs."""
+        words, depth = self.WORDS_PER_FRAME, self.DEPTH
+        lut: Features = {"const": 1.0, "counter": clog2(words), "queue": depth}
+        ff: Features = {"const": 1.0, "counter": clog2(words), "queue": depth}
+        return lut, ff, 0.0, 0.0
 
 
 class TlastQueue(StreamPlumbing):
