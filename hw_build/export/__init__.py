@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -22,9 +23,17 @@ def export_module(module, input_shape: tuple[int, ...], path: Path) -> ModelWrap
 
     module.eval()
     sink = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-        warnings.simplefilter("ignore")
-        export_qonnx(module, torch.rand(*input_shape), str(path))
+    # torch.onnx logs through its own handlers (bound to the real stderr before any redirect),
+    # e.g. "torchvision is not installed. Skipping torchvision::nms": silence them for the export
+    onnx_logger = logging.getLogger("torch.onnx")
+    level = onnx_logger.level
+    onnx_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            warnings.simplefilter("ignore")
+            export_qonnx(module, torch.rand(*input_shape), str(path))
+    finally:
+        onnx_logger.setLevel(level)
     return ModelWrapper(str(path))
 
 
