@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.base import Transformation
-from qonnx.transformation.batchnorm_to_affine import BatchNormToAffine
 from qonnx.transformation.general import ConvertDivToMul, ConvertSubToAdd, RemoveUnusedTensors
 from qonnx.transformation.infer_shapes import InferShapes
 
@@ -21,6 +20,7 @@ from hw_build.streamline.absorb import (
 )
 from hw_build.streamline.canonicalize import (
     AveragePoolToSum,
+    BatchNormsToAffine,
     ExplicitConvPadding,
     QuantizedWeightsToIntegers,
     RawPixelInput,
@@ -39,7 +39,7 @@ from hw_build.streamline.types import InferIntegerTypes
 
 CANONICALIZE: list[type[Transformation]] = [
     QuantizedWeightsToIntegers,
-    BatchNormToAffine,
+    BatchNormsToAffine,
     ConvertSubToAdd,
     ConvertDivToMul,
     ExplicitConvPadding,
