@@ -4,12 +4,12 @@ qonnx finds an op class by importing this module (the node's domain) and looking
 op type up in ``__all__``.
 
 Adding a layer means:
-1. one op file here: the op class (shapes, ``execute_node``, ``cycles``, ``rtl_module``,
+1. one op file here: the op class (shapes, ``execute_node``, ``cycles``,
    ``rtl_param_values``, ``lookahead`` when it buffers rows, ``nodeattrs`` for its own node
-   attributes) and its typed parameter record (``class XParams(rtl_record("x"))``: a frozen
-   dataclass of the Verilog module's parameters, read from the .v file, whose
-   ``resource_features()`` the cost model prices; checked against the op at import),
-   imported and listed below;
+   attributes) and its typed parameter record ``rtl_record`` (``class XParams(rtl_record("x"))``:
+   a frozen dataclass of the parameters of Verilog module x, read from the .v file, which
+   also names the class's ``rtl_module``; its ``resource_features()`` is what the cost model
+   prices; both are checked against each other at import), imported and listed below;
 2. one Verilog file in hw_build/rtl (the module named by ``rtl_module``, the library's
    stream port conventions; the library modules it instantiates are read from it);
 3. one lowering rule in hw_build/lower;

@@ -57,10 +57,12 @@ def divisors(n: int) -> list[int]:
 class HWLayer(CustomOp):
     """A streaming hardware layer: shapes, Python execution, cycles, folding, RTL parameters."""
 
-    #: name of the Verilog module implementing this layer (file hw_build/rtl/<module>.v)
+    #: name of the Verilog module implementing this layer (file hw_build/rtl/<module>.v): the
+    #: module ``rtl_record`` is made from, unless a class sets it
     rtl_module: str = ""
     #: typed record (a dataclass) of that module's parameters: one field per Verilog parameter,
-    #: ``int`` or ``str`` (hw_build.ops.check_rtl_records holds it to the Verilog at import)
+    #: ``int`` or ``str``, made from the module's header (:func:`rtl_record`) and held to this
+    #: class at import (hw_build.ops.check_rtl_records)
     rtl_record: type | None = None
     #: folding attributes this layer exposes (FINN folding_config names)
     fold_attrs: tuple[str, ...] = ("PE",)
@@ -82,6 +84,12 @@ class HWLayer(CustomOp):
         # name of the tensor of the streamlined graph this layer's output corresponds to
         "source": ("s", False, ""),
     }
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # the module is named once, where the class's record is made from it
+        if cls.rtl_record is not None and "rtl_module" not in vars(cls):
+            cls.rtl_module = cls.rtl_record.rtl_module
 
     def get_nodeattr_types(self) -> dict[str, tuple]:
         attrs: dict[str, tuple] = {}

@@ -32,7 +32,6 @@ class ChannelSplit(HWLayer):
     ``PE`` channels per beat on every port, PE dividing C/G, so every input beat belongs to
     one group and is passed unchanged to that group's output."""
 
-    rtl_module = "channel_split"
     rtl_record = ChannelSplitParams
 
     nodeattrs = {"num_outputs": ("i", True, 2)}
@@ -80,7 +79,6 @@ class ChannelConcat(HWLayer):
     inputs have the same element type. ``PE`` channels per beat on every port, PE dividing
     C0 and C1, so every output beat is one input beat."""
 
-    rtl_module = "channel_concat"
     rtl_record = ChannelConcatParams
 
     nodeattrs = {"in1_channels": ("i", True, 1)}

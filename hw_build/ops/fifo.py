@@ -32,7 +32,6 @@ class FifoParams(rtl_record("fifo")):
 
 
 class Fifo(StreamPlumbing):
-    rtl_module = "fifo"
     rtl_record = FifoParams
     resource_kind = "fifo"
 

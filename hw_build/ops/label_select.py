@@ -35,7 +35,6 @@ class LabelSelectParams(rtl_record("label_select")):
 
 
 class LabelSelect(HWLayer):
-    rtl_module = "label_select"
     rtl_record = LabelSelectParams
 
     nodeattrs = {"score_bits": ("i", False, 32)}

@@ -95,7 +95,6 @@ INT_SUM_GROUP = 8
 
 
 class MVTU(HWLayer):
-    rtl_module = "mvtu"
     rtl_record = MvtuParams
     fold_attrs = ("PE", "SIMD")
 

@@ -33,7 +33,6 @@ class PoolParams(rtl_record("pool")):
 
 
 class Pool(HWLayer):
-    rtl_module = "pool"
     rtl_record = PoolParams
 
     nodeattrs = {"kernel": ("i", True, 2), "mode": ("s", False, "max")}

@@ -44,7 +44,6 @@ class SlidingWindowParams(rtl_record("sliding_window")):
 
 
 class SlidingWindow(HWLayer):
-    rtl_module = "sliding_window"
     rtl_record = SlidingWindowParams
     fold_attrs = ("SIMD",)
 

@@ -19,7 +19,6 @@ class DuplicateStreamsParams(rtl_record("duplicate_streams")):
 class DuplicateStreams(HWLayer):
     """Copies one stream to ``num_outputs`` streams (each output sees every beat)."""
 
-    rtl_module = "duplicate_streams"
     rtl_record = DuplicateStreamsParams
 
     nodeattrs = {"num_outputs": ("i", False, 2)}
@@ -42,7 +41,6 @@ class AddStreamsParams(rtl_record("add_streams")):
 class AddStreams(HWLayer):
     """``out = a + b`` element-wise on two equally shaped integer streams."""
 
-    rtl_module = "add_streams"
     rtl_record = AddStreamsParams
 
     nodeattrs = {"in1_dtype": ("s", True, "")}
@@ -86,7 +84,6 @@ class GlobalAccPoolParams(rtl_record("global_acc_pool")):
 class GlobalAccPool(HWLayer):
     """Sum over all pixels per channel: ``[N, H, W, C] -> [N, 1, 1, C]``."""
 
-    rtl_module = "global_acc_pool"
     rtl_record = GlobalAccPoolParams
 
     def execute_node(self, context, graph):

@@ -42,7 +42,6 @@ class ThresholdingParams(rtl_record("thresholding")):
 
 
 class Thresholding(HWLayer):
-    rtl_module = "thresholding"
     rtl_record = ThresholdingParams
 
     def execute_node(self, context, graph):

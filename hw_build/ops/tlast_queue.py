@@ -24,7 +24,6 @@ class FrameTlastParams(rtl_record("frame_tlast")):
 
 
 class TlastQueue(StreamPlumbing):
-    rtl_module = "frame_tlast"
     rtl_record = FrameTlastParams
     resource_kind = "other"
 

@@ -46,7 +46,6 @@ class StreamWidthConverterParams(rtl_record("stream_width_converter")):
 
 
 class WidthConverter(StreamPlumbing):
-    rtl_module = "stream_width_converter"
     rtl_record = StreamWidthConverterParams
     resource_kind = "converter"
 
