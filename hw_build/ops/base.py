@@ -307,18 +307,26 @@ def rtl_record(module: str) -> type:
                                      "__doc__": f"Parameters of {module}.v, read from its header."})
 
 
+def _syntax_tree(function) -> ast.AST:
+    """``function``'s source as a syntax tree; an empty module where the source cannot be read
+    or parsed alone (a lambda inside a longer statement), so the checks below find nothing
+    to object to there, and the typed check of every instance's values still runs."""
+    try:
+        return ast.parse(textwrap.dedent(inspect.getsource(function)))
+    except (OSError, TypeError, SyntaxError):
+        return ast.Module(body=[], type_ignores=[])
+
+
 def _attributes_read(function, pattern: str) -> set[str]:
     """Names matching ``pattern`` that ``function`` reads as ``self.<name>``."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
-    return {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
-            and n.value.id == "self" and re.fullmatch(pattern, n.attr)}
+    return {n.attr for n in ast.walk(_syntax_tree(function)) if isinstance(n, ast.Attribute)
+            and isinstance(n.value, ast.Name) and n.value.id == "self" and re.fullmatch(pattern, n.attr)}
 
 
 def _returned_keys(function) -> list[set[str]]:
     """The string keys of each dict literal ``function`` returns."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
     return [{k.value for k in n.value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
-            for n in ast.walk(tree) if isinstance(n, ast.Return) and isinstance(n.value, ast.Dict)]
+            for n in ast.walk(_syntax_tree(function)) if isinstance(n, ast.Return) and isinstance(n.value, ast.Dict)]
 
 
 def record_use_problems(layer: type[HWLayer]) -> list[str]:
