@@ -105,6 +105,21 @@ class Context:
         self.path("verify").mkdir(parents=True, exist_ok=True)
         save_npy_atomic(self.path("verify", f"{name}.npy"), value)
 
+    def verify_stage(self, stage: str, labels: np.ndarray, first_divergence=None) -> dict:
+        """The labels of the ``stage`` graph on the verify images, saved (verify/<stage>.npy),
+        checked against the reference scores and recorded in the report (``verify.<stage>``).
+        With ``first_divergence`` (image -> where the stage first departs from the graph before
+        it), a label mismatch fails the step with that detail."""
+        from hw_build import verify
+
+        self.write_verify(stage, labels)
+        result = verify.check_stage(stage, labels, self.verify_array("reference_scores"))
+        self.report.setdefault("verify", {})[stage] = result
+        if first_divergence is not None and result["mismatches"]:
+            detail = first_divergence(self.verify_array("inputs")[result["first_mismatch"]])
+            raise verify.fail(stage, result, detail)
+        return result
+
 
 # ---------------------------------------------------------------- steps
 
@@ -216,14 +231,9 @@ def step_streamline(ctx: Context) -> None:
 
     tidy_model = ctx.load("tidy")
     model = streamline(ModelWrapper(tidy_model.model.SerializeToString()))
-    images = ctx.verify_array("inputs")
-    labels = verify.streamlined_labels(model, images)
-    result = verify.check_stage("streamlined", labels, ctx.verify_array("reference_scores"))
-    ctx.write_verify("streamlined", labels)
-    ctx.report.setdefault("verify", {})["streamlined"] = result
-    if result["mismatches"]:
-        detail = verify.first_divergence_streamlined(tidy_model, model, images[result["first_mismatch"]])
-        raise verify.fail("streamlined", result, detail)
+    labels = verify.streamlined_labels(model, ctx.verify_array("inputs"))
+    result = ctx.verify_stage("streamlined", labels,
+                              lambda image: verify.first_divergence_streamlined(tidy_model, model, image))
     ctx.save("streamline", model)
     log.info("streamlined: %d nodes, all integer; %d/%d labels agree with the reference",
              len(model.graph.node), result["frames"] - result["mismatches"], result["frames"])
@@ -235,14 +245,8 @@ def step_lower(ctx: Context) -> None:
 
     streamlined = ctx.load("streamline")
     model = lower(streamlined)
-    images = ctx.verify_array("inputs")
-    labels = verify.dataflow_labels(model, images)
-    result = verify.check_stage("dataflow", labels, ctx.verify_array("reference_scores"))
-    ctx.write_verify("dataflow", labels)
-    ctx.report.setdefault("verify", {})["dataflow"] = result
-    if result["mismatches"]:
-        detail = verify.first_divergence_dataflow(streamlined, model, images[result["first_mismatch"]])
-        raise verify.fail("dataflow", result, detail)
+    labels = verify.dataflow_labels(model, ctx.verify_array("inputs"))
+    ctx.verify_stage("dataflow", labels, lambda image: verify.first_divergence_dataflow(streamlined, model, image))
     ctx.save("lower", model)
     model.save(str(ctx.path("dataflow.onnx")))
     log.info("dataflow graph: %d hardware layers (%s)", len(model.graph.node),
@@ -311,7 +315,7 @@ def step_rtl(ctx: Context) -> None:
 
 
 def step_verify(ctx: Context) -> None:
-    from hw_build import interface, verify
+    from hw_build import interface
     from hw_build.rtl import sim
 
     rtl_dir = ctx.path("rtl")
@@ -322,11 +326,9 @@ def step_verify(ctx: Context) -> None:
     timing_frames = frames if len(frames) >= 3 else np.concatenate([frames] * 3)[:3]
     timing_labels, stats = sim.simulate_top(rtl_dir, timing_frames, stall_in=0.0, stall_out=0.0, seed=2)
     dataflow = ctx.verify_array("dataflow")
-    ctx.write_verify("rtlsim", labels)
     mismatch_df = int((labels != dataflow).sum())
-    result = verify.check_stage("rtlsim", labels, ctx.verify_array("reference_scores"))
+    result = ctx.verify_stage("rtlsim", labels)
     result["mismatches_vs_dataflow"] = mismatch_df
-    ctx.report.setdefault("verify", {})["rtlsim"] = result
     dma = interface.read(ctx.out).dma_cycles_per_frame
     ii = float(stats["ii_cycles"])
     ctx.report["rtlsim"] = {

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from quant_models.layers import BinaryConv2d, Downsample, MonotonePReLU, SignWithBias, int_act
+from quant_models.layers import BinaryConv2d, MonotonePReLU, SignWithBias, block_shortcut, int_act
 from quant_models.resnet import RESNET18, SMALL, TINY, BinaryResNet, ResNetSpec
 
 
@@ -46,11 +46,7 @@ class FTBNNBlock(nn.Module):
         self.sign = SignWithBias(in_channels)
         self.conv = BinaryConv2d(in_channels, out_channels, 3, stride=stride, groups=groups)
         self.bn = nn.BatchNorm2d(out_channels)
-        self.shortcut = (
-            Downsample(in_channels, out_channels, stride, kind=downsample)
-            if stride != 1 or in_channels != out_channels
-            else None
-        )
+        self.shortcut = block_shortcut(in_channels, out_channels, stride, kind=downsample)
         self.add_quant = int_act(act_bits)
         self.act = MonotonePReLU(out_channels)
         self.out_quant = int_act(act_bits)

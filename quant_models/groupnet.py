@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from quant_models.layers import BinaryConv2d, Downsample, MonotonePReLU, SignWithBias, int_act
+from quant_models.layers import BinaryConv2d, MonotonePReLU, SignWithBias, block_shortcut, int_act
 from quant_models.resnet import RESNET18, SMALL, TINY, BinaryResNet, ResNetSpec
 
 AGGREGATIONS = ("scalars", "mean")
@@ -55,11 +55,7 @@ class GroupNetBlock(nn.Module):
         else:
             self.register_parameter("scales", None)
         self.branch_quant = int_act(act_bits)
-        self.shortcut = (
-            Downsample(in_channels, out_channels, stride, kind="binary")
-            if stride != 1 or in_channels != out_channels
-            else None
-        )
+        self.shortcut = block_shortcut(in_channels, out_channels, stride, kind="binary")
         self.residual_quant = int_act(act_bits)
         self.act = MonotonePReLU(out_channels)
         self.out_quant = int_act(act_bits)

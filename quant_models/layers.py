@@ -138,6 +138,14 @@ class Downsample(nn.Module):
         return self.bn(self.conv(x))
 
 
+def block_shortcut(in_channels: int, out_channels: int, stride: int, kind: str = "binary") -> Downsample | None:
+    """The shortcut of a residual block: a :class:`Downsample` of ``kind`` where the block
+    changes resolution or width, None (the identity) where it keeps both."""
+    if stride != 1 or in_channels != out_channels:
+        return Downsample(in_channels, out_channels, stride, kind=kind)
+    return None
+
+
 class Stem(nn.Module):
     """Input quantizer and the first (integer-weight) convolution.
 

@@ -88,6 +88,39 @@ def test_a_renamed_parameter_fails_loudly(monkeypatch):
         next(iter(fifos(design).values())).rtl_params()
 
 
+def test_records_are_read_from_the_verilog_and_held_to_the_op(monkeypatch):
+    """A record is made from its module's header (types from the defaults); a record built
+    from a missing module, features reading a parameter the module lacks, or parameter
+    values naming one, fail at import (check_rtl_records), not when an instance is priced."""
+    import dataclasses
+
+    import pytest
+
+    from hw_build.ops import check_rtl_records, fifo, mvtu
+    from hw_build.ops.base import rtl_record
+
+    assert [(f.name, f.type) for f in dataclasses.fields(fifo.FifoParams)] == [("WIDTH", int), ("DEPTH", int)]
+    assert dataclasses.fields(mvtu.MvtuParams)[-2].type is str        # THRESH_STYLE = "auto"
+    with pytest.raises(ImportError, match="no_such_module"):
+        rtl_record("no_such_module")
+
+    class MisreadParams(rtl_record("fifo")):
+        def resource_features(self):
+            return {"const": float(self.ENTRIES)}, {}, 0.0, 0.0
+
+    monkeypatch.setattr(fifo.Fifo, "rtl_record", MisreadParams)
+    with pytest.raises(ImportError, match=r"resource_features reads \['ENTRIES'\]"):
+        check_rtl_records()
+    monkeypatch.setattr(fifo.Fifo, "rtl_record", fifo.FifoParams)
+
+    def misnamed_values(self, model=None):
+        return {"WIDTH": 8, "ENTRIES": 2}
+
+    monkeypatch.setattr(fifo.Fifo, "rtl_param_values", misnamed_values)
+    with pytest.raises(ImportError, match=r"rtl_param_values returns \['ENTRIES'\] beyond and lacks \['DEPTH'\]"):
+        check_rtl_records()
+
+
 def test_folding_files_carry_fifo_depths(tmp_path):
     """folding.json lists every FIFO node with its depth; a folding file that gives a FIFO
     depth fixes it; a setting no node takes is an error, never ignored."""

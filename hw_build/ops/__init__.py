@@ -4,10 +4,12 @@ qonnx finds an op class by importing this module (the node's domain) and looking
 op type up in ``__all__``.
 
 Adding a layer means:
-1. one op file here: the op class (shapes, ``execute_node``, ``cycles``, ``rtl_module``,
-   ``rtl_param_values``, ``lookahead`` when it buffers rows) and its typed parameter record
-   (a frozen dataclass: the Verilog module's parameters, checked against the .v file at
-   import, whose ``resource_features()`` the cost model prices), imported and listed below;
+1. one op file here: the op class (shapes, ``execute_node``, ``cycles``,
+   ``rtl_param_values``, ``lookahead`` when it buffers rows, ``nodeattrs`` for its own node
+   attributes) and its typed parameter record ``rtl_record`` (``class XParams(rtl_record("x"))``:
+   a frozen dataclass of the parameters of Verilog module x, read from the .v file, which
+   also names the class's ``rtl_module``; its ``resource_features()`` is what the cost model
+   prices; both are checked against each other at import), imported and listed below;
 2. one Verilog file in hw_build/rtl (the module named by ``rtl_module``, the library's
    stream port conventions; the library modules it instantiates are read from it);
 3. one lowering rule in hw_build/lower;
@@ -53,9 +55,12 @@ LAYER_CLASSES = {name: globals()[name] for name in __all__}
 
 def check_rtl_records() -> None:
     """Every layer class has a typed parameter record whose fields are its Verilog module's
-    ``parameter`` list: a parameter renamed on one side fails loudly here, at import."""
+    ``parameter`` list (the record is built from it, ``hw_build.ops.base.rtl_record``), and
+    the record's ``resource_features`` and the layer's ``rtl_param_values`` name only those
+    parameters: a parameter renamed on one side fails loudly here, at import."""
     from dataclasses import fields
 
+    from hw_build.ops.base import record_use_problems
     from hw_build.rtl import module_parameters
 
     for name, cls in LAYER_CLASSES.items():
@@ -68,6 +73,9 @@ def check_rtl_records() -> None:
                 f"hw_build.ops.{name}.rtl_record ({cls.rtl_record.__name__}) does not match the parameters of "
                 f"hw_build/rtl/{cls.rtl_module}.v: only in the record {sorted(have - want)}, only in the Verilog "
                 f"{sorted(want - have)}; rename one side")
+        problems = record_use_problems(cls)
+        if problems:
+            raise ImportError(f"hw_build.ops.{name}: " + "; ".join(problems))
 
 
 check_rtl_records()

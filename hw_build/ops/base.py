@@ -11,9 +11,14 @@ Conventions every layer (and its Verilog module) follows:
 
 from __future__ import annotations
 
+import ast
+import copy
+import inspect
 import math
-from dataclasses import fields
-from typing import Any
+import re
+import textwrap
+from dataclasses import fields, make_dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 from qonnx.core.datatype import DataType
@@ -52,10 +57,12 @@ def divisors(n: int) -> list[int]:
 class HWLayer(CustomOp):
     """A streaming hardware layer: shapes, Python execution, cycles, folding, RTL parameters."""
 
-    #: name of the Verilog module implementing this layer (file hw_build/rtl/<module>.v)
+    #: name of the Verilog module implementing this layer (file hw_build/rtl/<module>.v): the
+    #: module ``rtl_record`` is made from, unless a class sets it
     rtl_module: str = ""
     #: typed record (a dataclass) of that module's parameters: one field per Verilog parameter,
-    #: ``int`` or ``str`` (hw_build.ops.check_rtl_records holds it to the Verilog at import)
+    #: ``int`` or ``str``, made from the module's header (:func:`rtl_record`) and held to this
+    #: class at import (hw_build.ops.check_rtl_records)
     rtl_record: type | None = None
     #: folding attributes this layer exposes (FINN folding_config names)
     fold_attrs: tuple[str, ...] = ("PE",)
@@ -65,16 +72,31 @@ class HWLayer(CustomOp):
     #: what synthesis reports this instance as: layer | fifo | converter | other
     resource_kind: str = "layer"
 
+    #: node attributes (qonnx ``(type, required, default)``) this class adds to those of its
+    #: bases; :meth:`get_nodeattr_types` merges them along the class hierarchy, so a layer
+    #: lists only its own
+    nodeattrs: ClassVar[dict[str, tuple]] = {
+        "in_shape": ("ints", True, []),
+        "out_shape": ("ints", True, []),
+        "in_dtype": ("s", True, ""),
+        "out_dtype": ("s", True, ""),
+        "PE": ("i", False, 1),
+        # name of the tensor of the streamlined graph this layer's output corresponds to
+        "source": ("s", False, ""),
+    }
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # the module is named once, where the class's record is made from it
+        if cls.rtl_record is not None and "rtl_module" not in vars(cls):
+            cls.rtl_module = cls.rtl_record.rtl_module
+
     def get_nodeattr_types(self) -> dict[str, tuple]:
-        return {
-            "in_shape": ("ints", True, []),
-            "out_shape": ("ints", True, []),
-            "in_dtype": ("s", True, ""),
-            "out_dtype": ("s", True, ""),
-            "PE": ("i", False, 1),
-            # name of the tensor of the streamlined graph this layer's output corresponds to
-            "source": ("s", False, ""),
-        }
+        attrs: dict[str, tuple] = {}
+        for klass in reversed(type(self).__mro__):
+            attrs.update(vars(klass).get("nodeattrs", {}))
+        # a fresh copy per call, as a literal was: no caller can change a class's default lists
+        return copy.deepcopy(attrs)
 
     # ----- shapes and types
     def in_shape(self) -> list[int]:
@@ -236,6 +258,101 @@ def check_rtl_record(record: type, values: dict[str, Any], what: str) -> dict[st
     return dict(values)
 
 
+def module_parameter_defaults(module: str) -> tuple[tuple[str, str], ...]:
+    """``(name, default)`` of every ``parameter`` in library module ``module``'s header, in order,
+    the default as the Verilog writes it (a string default keeps its quotes): the sibling of
+    :func:`hw_build.rtl.module_parameters` (the names alone), held to it."""
+    from hw_build.rtl import library_files, module_parameters
+
+    names = module_parameters(module)   # a KeyError naming the library for an unknown module
+    text = re.sub(r"//[^\n]*|/\*.*?\*/", "", library_files()[module].read_text(), flags=re.S)
+    header = re.search(rf"\bmodule\s+{module}\s*#\s*\((.*?)\)\s*\(", text, re.S)
+    found = re.findall(r"\bparameter\s+(?:integer\s+)?(\w+)\s*=\s*(\"[^\"]*\"|[^,]+)", header.group(1) if header else "")
+    defaults = tuple((name, default.strip()) for name, default in found)
+    if tuple(name for name, _ in defaults) != names:
+        raise ImportError(f"hw_build/rtl/{module}.v: every parameter needs a default (the record's type is "
+                          f"read from it); read {[n for n, _ in defaults]} of {list(names)}")
+    return defaults
+
+
+class RtlRecord:
+    """What every typed parameter record has besides its fields (see :func:`rtl_record`)."""
+
+    #: the library module whose ``parameter`` list the fields are
+    rtl_module: ClassVar[str] = ""
+
+    def resource_features(self):
+        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
+        feature counts, block RAMs, DSPs (a ``ModuleFeatures`` tuple)."""
+        raise NotImplementedError(f"{type(self).__name__} has no cost-model features")
+
+
+def rtl_record(module: str) -> type:
+    """Base class of library module ``module``'s typed parameter record, a frozen dataclass with
+    one field per ``parameter`` of hw_build/rtl/<module>.v, in its order, typed ``str`` where the
+    Verilog default is a quoted string and ``int`` otherwise.
+
+    The Verilog header is the one place the names and types are written; the subclass adds the
+    module's ``resource_features()``. A module the library lacks, or one without parameters,
+    fails here, when the op module is imported."""
+    try:
+        params = module_parameter_defaults(module)
+    except KeyError as e:
+        raise ImportError(f"no typed record for {module!r}: {e}") from e
+    if not params:
+        raise ImportError(f"hw_build/rtl/{module}.v has no parameters to make a record of")
+    record_fields = [(name, str if default.startswith('"') else int) for name, default in params]
+    return make_dataclass(f"{module}_parameters", record_fields, bases=(RtlRecord,), frozen=True,
+                          namespace={"rtl_module": module,
+                                     "__doc__": f"Parameters of {module}.v, read from its header."})
+
+
+def _syntax_tree(function) -> ast.AST:
+    """``function``'s source as a syntax tree; an empty module where the source cannot be read
+    or parsed alone (a lambda inside a longer statement), so the checks below find nothing
+    to object to there, and the typed check of every instance's values still runs."""
+    try:
+        return ast.parse(textwrap.dedent(inspect.getsource(function)))
+    except (OSError, TypeError, SyntaxError):
+        return ast.Module(body=[], type_ignores=[])
+
+
+def _attributes_read(function, pattern: str) -> set[str]:
+    """Names matching ``pattern`` that ``function`` reads as ``self.<name>``."""
+    return {n.attr for n in ast.walk(_syntax_tree(function)) if isinstance(n, ast.Attribute)
+            and isinstance(n.value, ast.Name) and n.value.id == "self" and re.fullmatch(pattern, n.attr)}
+
+
+def _returned_keys(function) -> list[set[str]]:
+    """The string keys of each dict literal ``function`` returns."""
+    return [{k.value for k in n.value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+            for n in ast.walk(_syntax_tree(function)) if isinstance(n, ast.Return) and isinstance(n.value, ast.Dict)]
+
+
+def record_use_problems(layer: type[HWLayer]) -> list[str]:
+    """Where ``layer`` and its record disagree in the code: the record built from another
+    module, its ``resource_features`` reading a parameter it does not have, or the layer's
+    ``rtl_param_values`` returning a dict literal without exactly the record's fields. Found by
+    reading the source, so a mistake fails at import rather than on the first instance priced."""
+    record = layer.rtl_record
+    names = {f.name for f in fields(record)}
+    problems = []
+    if getattr(record, "rtl_module", layer.rtl_module) != layer.rtl_module:
+        problems.append(f"{record.__name__} is the record of {record.rtl_module}.v, not of {layer.rtl_module}.v")
+    if "resource_features" in vars(record):
+        unknown = _attributes_read(record.resource_features, r"[A-Z][A-Z0-9_]*") - names
+        if unknown:
+            problems.append(f"{record.__name__}.resource_features reads {sorted(unknown)}, not parameters of "
+                            f"{layer.rtl_module}.v")
+    else:
+        problems.append(f"{record.__name__} defines no resource_features (the cost model prices it)")
+    for keys in _returned_keys(layer.rtl_param_values):
+        if keys != names:
+            problems.append(f"{layer.__name__}.rtl_param_values returns {sorted(keys - names)} beyond and lacks "
+                            f"{sorted(names - keys)} of {record.__name__}")
+    return problems
+
+
 def bits_for(value: int) -> int:
     return max(1, math.ceil(math.log2(max(2, value + 1))))
 
@@ -248,17 +365,14 @@ class StreamPlumbing(HWLayer):
     plumbing = True
     fold_attrs = ()
 
-    def get_nodeattr_types(self) -> dict[str, tuple]:
-        attrs = super().get_nodeattr_types()
-        attrs.update({
-            "in_bits": ("i", True, 0),          # bits per input beat
-            "out_bits": ("i", True, 0),         # bits per output beat
-            "in_frame_beats": ("i", True, 0),   # input beats per frame
-            "out_frame_beats": ("i", True, 0),  # output beats per frame
-            # the layer-graph tensor whose stream this serves (the graph input for the DMA side)
-            "edge": ("s", False, ""),
-        })
-        return attrs
+    nodeattrs = {
+        "in_bits": ("i", True, 0),          # bits per input beat
+        "out_bits": ("i", True, 0),         # bits per output beat
+        "in_frame_beats": ("i", True, 0),   # input beats per frame
+        "out_frame_beats": ("i", True, 0),  # output beats per frame
+        # the layer-graph tensor whose stream this serves (the graph input for the DMA side)
+        "edge": ("s", False, ""),
+    }
 
     def execute_node(self, context, graph):
         context[self.onnx_node.output[0]] = np.asarray(context[self.onnx_node.input[0]]).copy()

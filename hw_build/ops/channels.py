@@ -10,26 +10,16 @@ Both layers only move beats: one beat per cycle, no arithmetic, any element type
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from hw_build.estimate.cost_model import ModuleFeatures, clog2
-from hw_build.ops.base import HWLayer, divisors
+from hw_build.ops.base import HWLayer, divisors, rtl_record
 
 
-@dataclass(frozen=True)
-class ChannelSplitParams:
-    """Parameters of channel_split.v (checked against its parameter list when the library loads)."""
-
-    WIDTH: int
-    NUM_OUTPUTS: int
-    GROUP_BEATS: int
-
+class ChannelSplitParams(rtl_record("channel_split")):
     def resource_features(self) -> ModuleFeatures:
-        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
-        feature counts, block RAMs, DSPs."""
         n, beats = self.NUM_OUTPUTS, self.GROUP_BEATS
         counters = clog2(beats) + clog2(n)
         return {"const": 1.0, "counters": counters, "outputs": n}, {"const": 1.0, "counters": counters}, 0.0, 0.0
@@ -42,13 +32,9 @@ class ChannelSplit(HWLayer):
     ``PE`` channels per beat on every port, PE dividing C/G, so every input beat belongs to
     one group and is passed unchanged to that group's output."""
 
-    rtl_module = "channel_split"
     rtl_record = ChannelSplitParams
 
-    def get_nodeattr_types(self):
-        attrs = super().get_nodeattr_types()
-        attrs["num_outputs"] = ("i", True, 2)
-        return attrs
+    nodeattrs = {"num_outputs": ("i", True, 2)}
 
     def group_channels(self) -> int:
         return self.channels() // self.get_nodeattr("num_outputs")
@@ -77,17 +63,8 @@ class ChannelSplit(HWLayer):
         }
 
 
-@dataclass(frozen=True)
-class ChannelConcatParams:
-    """Parameters of channel_concat.v (checked against its parameter list when the library loads)."""
-
-    WIDTH: int
-    BEATS0: int
-    BEATS1: int
-
+class ChannelConcatParams(rtl_record("channel_concat")):
     def resource_features(self) -> ModuleFeatures:
-        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
-        feature counts, block RAMs, DSPs."""
         counter = clog2(self.BEATS0 + self.BEATS1)
         return ({"const": 1.0, "mux": self.WIDTH, "counter": counter},
                 {"const": 1.0, "counter": counter}, 0.0, 0.0)
@@ -102,13 +79,9 @@ class ChannelConcat(HWLayer):
     inputs have the same element type. ``PE`` channels per beat on every port, PE dividing
     C0 and C1, so every output beat is one input beat."""
 
-    rtl_module = "channel_concat"
     rtl_record = ChannelConcatParams
 
-    def get_nodeattr_types(self):
-        attrs = super().get_nodeattr_types()
-        attrs["in1_channels"] = ("i", True, 1)
-        return attrs
+    nodeattrs = {"in1_channels": ("i", True, 1)}
 
     def input_channels(self, index: int) -> int:
         return self.channels() if index == 0 else self.get_nodeattr("in1_channels")

@@ -4,22 +4,13 @@ with FRAME_BITS = the frame's pixel bits)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from hw_build.ops.base import StreamPlumbing
-from hw_build.ops.width_converter import StreamWidthConverterParams
+from hw_build.ops.width_converter import WidthConverter
 
 
-class DmaUnpack(StreamPlumbing):
-    rtl_module = "stream_width_converter"
-    rtl_record = StreamWidthConverterParams
-    resource_kind = "converter"
+class DmaUnpack(WidthConverter):
+    """A width converter whose input frames end in a pad (the rest of the last DMA word)."""
 
-    def get_nodeattr_types(self):
-        attrs = super().get_nodeattr_types()
-        attrs["frame_bits"] = ("i", True, 0)
-        return attrs
+    nodeattrs = {"frame_bits": ("i", True, 0)}
 
-    def rtl_param_values(self, model=None) -> dict[str, Any]:
-        return {"IN_BITS": self.get_nodeattr("in_bits"), "OUT_BITS": self.get_nodeattr("out_bits"),
-                "FRAME_BITS": self.get_nodeattr("frame_bits")}
+    def frame_bits(self) -> int:
+        return self.get_nodeattr("frame_bits")

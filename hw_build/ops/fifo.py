@@ -8,26 +8,17 @@ Depth 0 is no FIFO at all: the edge is wires.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from hw_build.estimate.cost_model import Features, ModuleFeatures, clog2, ram_features
-from hw_build.ops.base import StreamPlumbing
+from hw_build.ops.base import StreamPlumbing, rtl_record
 
 #: depth of a FIFO on a plain edge: two registers, full throughput, registered handshakes
 DEFAULT_DEPTH = 2
 
 
-@dataclass(frozen=True)
-class FifoParams:
-    """Parameters of fifo.v (checked against its parameter list when the library loads)."""
-
-    WIDTH: int
-    DEPTH: int
-
+class FifoParams(rtl_record("fifo")):
     def resource_features(self) -> ModuleFeatures:
-        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
-        feature counts, block RAMs, DSPs."""
         width, depth = self.WIDTH, self.DEPTH
         if depth == 2:
             # two registers, the head fed by a 3:1 multiplexer (fifo.v g_regs)
@@ -41,16 +32,12 @@ class FifoParams:
 
 
 class Fifo(StreamPlumbing):
-    rtl_module = "fifo"
     rtl_record = FifoParams
     resource_kind = "fifo"
 
-    def get_nodeattr_types(self):
-        attrs = super().get_nodeattr_types()
-        attrs.update({"depth": ("i", False, DEFAULT_DEPTH),
-                      # 1: the depth came from a folding file and FIFO sizing keeps it
-                      "fixed_depth": ("i", False, 0)})
-        return attrs
+    nodeattrs = {"depth": ("i", False, DEFAULT_DEPTH),
+                 # 1: the depth came from a folding file and FIFO sizing keeps it
+                 "fixed_depth": ("i", False, 0)}
 
     def depth(self) -> int:
         return int(self.get_nodeattr("depth"))

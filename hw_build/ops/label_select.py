@@ -7,33 +7,16 @@ Input ``[N, ..., C]`` (classes on the last axis), output ``[N, 1]``. ``PE`` scor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from hw_build.estimate.cost_model import Features, ModuleFeatures, clog2, rom_features
-from hw_build.ops.base import HWLayer, divisors
+from hw_build.ops.base import HWLayer, divisors, rtl_record
 
 
-@dataclass(frozen=True)
-class LabelSelectParams:
-    """Parameters of label_select.v (checked against its parameter list when the library loads)."""
-
-    C: int
-    PE: int
-    IN_BITS: int
-    IN_SIGNED: int
-    AFFINE: int
-    A_BITS: int
-    B_BITS: int
-    SCORE_BITS: int
-    OUT_BITS: int
-    AFFINE_FILE: str
-
+class LabelSelectParams(rtl_record("label_select")):
     def resource_features(self) -> ModuleFeatures:
-        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
-        feature counts, block RAMs, DSPs."""
         c, pe = self.C, self.PE
         score = self.SCORE_BITS
         folds = max(1, c // pe)
@@ -52,13 +35,9 @@ class LabelSelectParams:
 
 
 class LabelSelect(HWLayer):
-    rtl_module = "label_select"
     rtl_record = LabelSelectParams
 
-    def get_nodeattr_types(self):
-        attrs = super().get_nodeattr_types()
-        attrs["score_bits"] = ("i", False, 32)
-        return attrs
+    nodeattrs = {"score_bits": ("i", False, 32)}
 
     def has_affine(self) -> bool:
         return len(self.onnx_node.input) > 1 and self.onnx_node.input[1] != ""

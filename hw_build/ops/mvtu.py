@@ -18,14 +18,13 @@ Cycles per frame: ``num_vectors * (MH/PE) * (MW/SIMD)``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from qonnx.core.datatype import DataType
 
 from hw_build.estimate.cost_model import Features, ModuleFeatures, clog2, ram_features, rom_features
-from hw_build.ops.base import HWLayer, divisors
+from hw_build.ops.base import HWLayer, divisors, rtl_record
 
 
 def threshold_levels(acc: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -44,33 +43,8 @@ def threshold_levels(acc: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return out
 
 
-@dataclass(frozen=True)
-class MvtuParams:
-    """Parameters of mvtu.v (checked against its parameter list when the library loads)."""
-
-    MW: int
-    MH: int
-    PE: int
-    SIMD: int
-    BINARY: int
-    IN_BITS: int
-    IN_SIGNED: int
-    IN_BIPOLAR: int
-    W_BITS: int
-    W_SIGNED: int
-    W_BIPOLAR: int
-    ACC_BITS: int
-    NUM_THRESH: int
-    OUT_BITS: int
-    WEIGHTS_FILE: str
-    THRESH_FILE: str
-    WEIGHT_STYLE: str
-    THRESH_STYLE: str
-    SUM_GROUP: int
-
+class MvtuParams(rtl_record("mvtu")):
     def resource_features(self) -> ModuleFeatures:
-        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
-        feature counts, block RAMs, DSPs."""
         mw, mh, pe, simd = self.MW, self.MH, self.PE, self.SIMD
         binary = self.BINARY
         in_bits, w_bits, acc = self.IN_BITS, self.W_BITS, self.ACC_BITS
@@ -121,25 +95,19 @@ INT_SUM_GROUP = 8
 
 
 class MVTU(HWLayer):
-    rtl_module = "mvtu"
     rtl_record = MvtuParams
     fold_attrs = ("PE", "SIMD")
 
-    def get_nodeattr_types(self):
-        attrs = super().get_nodeattr_types()
-        attrs.update(
-            {
-                "MW": ("i", True, 0),
-                "MH": ("i", True, 0),
-                "SIMD": ("i", False, 1),
-                "num_vectors": ("i", True, 1),
-                "binary": ("i", False, 0),
-                "w_dtype": ("s", True, ""),
-                "acc_dtype": ("s", True, ""),
-                "mem_style": ("s", False, "auto"),
-            }
-        )
-        return attrs
+    nodeattrs = {
+        "MW": ("i", True, 0),
+        "MH": ("i", True, 0),
+        "SIMD": ("i", False, 1),
+        "num_vectors": ("i", True, 1),
+        "binary": ("i", False, 0),
+        "w_dtype": ("s", True, ""),
+        "acc_dtype": ("s", True, ""),
+        "mem_style": ("s", False, "auto"),
+    }
 
     def channels(self) -> int:
         return self.get_nodeattr("MH")

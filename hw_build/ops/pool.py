@@ -6,32 +6,16 @@ Rows/columns that do not fill a whole window are dropped (ONNX floor mode).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from hw_build.estimate.cost_model import FF_MEMORY_BITS, Features, ModuleFeatures, clog2, lutram_luts
-from hw_build.ops.base import HWLayer
+from hw_build.ops.base import HWLayer, rtl_record
 
 
-@dataclass(frozen=True)
-class PoolParams:
-    """Parameters of pool.v (checked against its parameter list when the library loads)."""
-
-    IFM_H: int
-    IFM_W: int
-    C: int
-    K: int
-    PE: int
-    IN_BITS: int
-    OUT_BITS: int
-    SIGNED: int
-    MODE_SUM: int
-
+class PoolParams(rtl_record("pool")):
     def resource_features(self) -> ModuleFeatures:
-        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
-        feature counts, block RAMs, DSPs."""
         w, c, k, pe = self.IFM_W, self.C, self.K, self.PE
         out_bits = self.OUT_BITS
         words = max(1, w // k) * max(1, c // pe)
@@ -49,13 +33,9 @@ class PoolParams:
 
 
 class Pool(HWLayer):
-    rtl_module = "pool"
     rtl_record = PoolParams
 
-    def get_nodeattr_types(self):
-        attrs = super().get_nodeattr_types()
-        attrs.update({"kernel": ("i", True, 2), "mode": ("s", False, "max")})
-        return attrs
+    nodeattrs = {"kernel": ("i", True, 2), "mode": ("s", False, "max")}
 
     def execute_node(self, context, graph):
         node = self.onnx_node

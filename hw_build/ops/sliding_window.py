@@ -8,36 +8,16 @@ integer in the input's own encoding: binary convs pad with the bit for -1, i.e. 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from hw_build.estimate.cost_model import Features, ModuleFeatures, clog2, ram_features
-from hw_build.ops.base import HWLayer, divisors
+from hw_build.ops.base import HWLayer, divisors, rtl_record
 
 
-@dataclass(frozen=True)
-class SlidingWindowParams:
-    """Parameters of sliding_window.v (checked against its parameter list when the library loads)."""
-
-    IFM_H: int
-    IFM_W: int
-    C: int
-    K: int
-    STRIDE: int
-    PAD_T: int
-    PAD_L: int
-    OFM_H: int
-    OFM_W: int
-    SIMD: int
-    BITS: int
-    PAD_VALUE: int
-    NROWS: int
-
+class SlidingWindowParams(rtl_record("sliding_window")):
     def resource_features(self) -> ModuleFeatures:
-        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
-        feature counts, block RAMs, DSPs."""
         w, c, k, stride = self.IFM_W, self.C, self.K, self.STRIDE
         simd, bits = self.SIMD, self.BITS
         nrows = self.NROWS
@@ -64,22 +44,16 @@ class SlidingWindowParams:
 
 
 class SlidingWindow(HWLayer):
-    rtl_module = "sliding_window"
     rtl_record = SlidingWindowParams
     fold_attrs = ("SIMD",)
 
-    def get_nodeattr_types(self):
-        attrs = super().get_nodeattr_types()
-        attrs.update(
-            {
-                "kernel": ("i", True, 1),
-                "stride": ("i", False, 1),
-                "pads": ("ints", False, [0, 0, 0, 0]),
-                "pad_value": ("i", False, 0),
-                "SIMD": ("i", False, 1),
-            }
-        )
-        return attrs
+    nodeattrs = {
+        "kernel": ("i", True, 1),
+        "stride": ("i", False, 1),
+        "pads": ("ints", False, [0, 0, 0, 0]),
+        "pad_value": ("i", False, 0),
+        "SIMD": ("i", False, 1),
+    }
 
     def fold_options(self):
         return {"SIMD": divisors(self.channels())}

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from hw_build.estimate.cost_model import FF_MEMORY_BITS, Features, ModuleFeatures, clog2, lutram_luts
-from hw_build.ops.base import HWLayer
+from hw_build.ops.base import HWLayer, rtl_record
 
 
-@dataclass(frozen=True)
-class DuplicateStreamsParams:
-    """Parameters of duplicate_streams.v (checked against its parameter list when the library loads)."""
-
-    WIDTH: int
-    NUM_OUTPUTS: int
-
+class DuplicateStreamsParams(rtl_record("duplicate_streams")):
     def resource_features(self) -> ModuleFeatures:
-        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
-        feature counts, block RAMs, DSPs."""
         n = self.NUM_OUTPUTS
         return {"const": 1.0, "outputs": n}, {"const": 1.0, "outputs": n}, 0.0, 0.0
 
@@ -28,13 +19,9 @@ class DuplicateStreamsParams:
 class DuplicateStreams(HWLayer):
     """Copies one stream to ``num_outputs`` streams (each output sees every beat)."""
 
-    rtl_module = "duplicate_streams"
     rtl_record = DuplicateStreamsParams
 
-    def get_nodeattr_types(self):
-        attrs = super().get_nodeattr_types()
-        attrs["num_outputs"] = ("i", False, 2)
-        return attrs
+    nodeattrs = {"num_outputs": ("i", False, 2)}
 
     def execute_node(self, context, graph):
         x = self.input_array(context)
@@ -45,20 +32,8 @@ class DuplicateStreams(HWLayer):
         return {"WIDTH": self.in_stream_bits(), "NUM_OUTPUTS": self.get_nodeattr("num_outputs")}
 
 
-@dataclass(frozen=True)
-class AddStreamsParams:
-    """Parameters of add_streams.v (checked against its parameter list when the library loads)."""
-
-    PE: int
-    A_BITS: int
-    A_SIGNED: int
-    B_BITS: int
-    B_SIGNED: int
-    OUT_BITS: int
-
+class AddStreamsParams(rtl_record("add_streams")):
     def resource_features(self) -> ModuleFeatures:
-        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
-        feature counts, block RAMs, DSPs."""
         pe, out_bits = self.PE, self.OUT_BITS
         return {"const": 1.0, "adder": pe * out_bits}, {"const": 1.0, "out": pe * out_bits}, 0.0, 0.0
 
@@ -66,13 +41,9 @@ class AddStreamsParams:
 class AddStreams(HWLayer):
     """``out = a + b`` element-wise on two equally shaped integer streams."""
 
-    rtl_module = "add_streams"
     rtl_record = AddStreamsParams
 
-    def get_nodeattr_types(self):
-        attrs = super().get_nodeattr_types()
-        attrs["in1_dtype"] = ("s", True, "")
-        return attrs
+    nodeattrs = {"in1_dtype": ("s", True, "")}
 
     def execute_node(self, context, graph):
         a, b = (np.rint(self.input_array(context, i)).astype(np.int64) for i in range(2))
@@ -95,20 +66,8 @@ class AddStreams(HWLayer):
         }
 
 
-@dataclass(frozen=True)
-class GlobalAccPoolParams:
-    """Parameters of global_acc_pool.v (checked against its parameter list when the library loads)."""
-
-    PIXELS: int
-    C: int
-    PE: int
-    IN_BITS: int
-    SIGNED: int
-    OUT_BITS: int
-
+class GlobalAccPoolParams(rtl_record("global_acc_pool")):
     def resource_features(self) -> ModuleFeatures:
-        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
-        feature counts, block RAMs, DSPs."""
         c, pe, out_bits = self.C, self.PE, self.OUT_BITS
         words = max(1, c // pe)
         word = pe * out_bits
@@ -125,7 +84,6 @@ class GlobalAccPoolParams:
 class GlobalAccPool(HWLayer):
     """Sum over all pixels per channel: ``[N, H, W, C] -> [N, 1, 1, C]``."""
 
-    rtl_module = "global_acc_pool"
     rtl_record = GlobalAccPoolParams
 
     def execute_node(self, context, graph):

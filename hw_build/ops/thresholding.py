@@ -6,34 +6,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from hw_build.estimate.cost_model import Features, ModuleFeatures, clog2, rom_features
-from hw_build.ops.base import HWLayer
+from hw_build.ops.base import HWLayer, rtl_record
 from hw_build.ops.mvtu import threshold_levels
 
 
-@dataclass(frozen=True)
-class ThresholdingParams:
-    """Parameters of thresholding.v (checked against its parameter list when the library loads)."""
-
-    C: int
-    PE: int
-    IN_BITS: int
-    IN_SIGNED: int
-    NUM_THRESH: int
-    T_BITS: int
-    OUT_BITS: int
-    SEARCH: int
-    THRESH_FILE: str
-    THRESH_STYLE: str
-
+class ThresholdingParams(rtl_record("thresholding")):
     def resource_features(self) -> ModuleFeatures:
-        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
-        feature counts, block RAMs, DSPs."""
         c, pe, in_bits = self.C, self.PE, self.IN_BITS
         nth, t_bits, out_bits = self.NUM_THRESH, self.T_BITS, self.OUT_BITS
         folds = max(1, c // pe)
@@ -59,7 +42,6 @@ class ThresholdingParams:
 
 
 class Thresholding(HWLayer):
-    rtl_module = "thresholding"
     rtl_record = ThresholdingParams
 
     def execute_node(self, context, graph):

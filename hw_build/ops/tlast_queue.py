@@ -6,26 +6,17 @@ holds the input back instead of losing a flag."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from hw_build.estimate.cost_model import Features, ModuleFeatures, clog2
-from hw_build.ops.base import StreamPlumbing
+from hw_build.ops.base import StreamPlumbing, rtl_record
 
 #: frames whose tlast flags the queue can hold (frames in flight between input and label)
 DEFAULT_DEPTH = 64
 
 
-@dataclass(frozen=True)
-class FrameTlastParams:
-    """Parameters of frame_tlast.v (checked against its parameter list when the library loads)."""
-
-    WORDS_PER_FRAME: int
-    DEPTH: int
-
+class FrameTlastParams(rtl_record("frame_tlast")):
     def resource_features(self) -> ModuleFeatures:
-        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
-        feature counts, block RAMs, DSPs."""
         words, depth = self.WORDS_PER_FRAME, self.DEPTH
         lut: Features = {"const": 1.0, "counter": clog2(words), "queue": depth}
         ff: Features = {"const": 1.0, "counter": clog2(words), "queue": depth}
@@ -33,14 +24,10 @@ class FrameTlastParams:
 
 
 class TlastQueue(StreamPlumbing):
-    rtl_module = "frame_tlast"
     rtl_record = FrameTlastParams
     resource_kind = "other"
 
-    def get_nodeattr_types(self):
-        attrs = super().get_nodeattr_types()
-        attrs["depth"] = ("i", False, DEFAULT_DEPTH)
-        return attrs
+    nodeattrs = {"depth": ("i", False, DEFAULT_DEPTH)}
 
     def rtl_param_values(self, model=None) -> dict[str, Any]:
         return {"WORDS_PER_FRAME": self.get_nodeattr("in_frame_beats"), "DEPTH": self.get_nodeattr("depth")}

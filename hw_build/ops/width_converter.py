@@ -4,24 +4,14 @@ FRAME_BITS = 0): the little-endian bit stream cut into ``out_bits`` beats."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from hw_build.estimate.cost_model import Features, ModuleFeatures, clog2
-from hw_build.ops.base import StreamPlumbing
+from hw_build.ops.base import StreamPlumbing, rtl_record
 
 
-@dataclass(frozen=True)
-class StreamWidthConverterParams:
-    """Parameters of stream_width_converter.v (checked against its parameter list when the library loads)."""
-
-    IN_BITS: int
-    OUT_BITS: int
-    FRAME_BITS: int
-
+class StreamWidthConverterParams(rtl_record("stream_width_converter")):
     def resource_features(self) -> ModuleFeatures:
-        """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
-        feature counts, block RAMs, DSPs."""
         i, o, frame = self.IN_BITS, self.OUT_BITS, self.FRAME_BITS
         keep = i if frame == 0 or frame % i == 0 else frame % i
         padded = keep != i
@@ -56,9 +46,13 @@ class StreamWidthConverterParams:
 
 
 class WidthConverter(StreamPlumbing):
-    rtl_module = "stream_width_converter"
     rtl_record = StreamWidthConverterParams
     resource_kind = "converter"
 
+    def frame_bits(self) -> int:
+        """``FRAME_BITS`` of the converter: 0, the stream between two layers has no pad to drop."""
+        return 0
+
     def rtl_param_values(self, model=None) -> dict[str, Any]:
-        return {"IN_BITS": self.get_nodeattr("in_bits"), "OUT_BITS": self.get_nodeattr("out_bits"), "FRAME_BITS": 0}
+        return {"IN_BITS": self.get_nodeattr("in_bits"), "OUT_BITS": self.get_nodeattr("out_bits"),
+                "FRAME_BITS": self.frame_bits()}

@@ -78,22 +78,32 @@ def _words(width: int) -> int:
     return (width + 31) // 32
 
 
+#: C++ copying one beat between the word buffer ``w`` (uint32_t words) and a port's TDATA
+#: ``{sig}``, by how Verilator types the port: (widest port, into the port, out of the port).
+#: A port up to 32 bits is a uint32_t, up to 64 a uint64_t, a wider one an array of words.
+_BEAT_COPY: list[tuple[int, str, str]] = [
+    (32, "{sig} = w[0];", "w[0] = (uint32_t){sig};"),
+    (64, "{sig} = (uint64_t)w[0] | ((uint64_t)w[1] << 32);",
+     "w[0] = (uint32_t){sig}; w[1] = (uint32_t)((uint64_t){sig} >> 32);"),
+]
+_WIDE_BEAT_COPY = ("for (int i = 0; i < {words}; ++i) {sig}[i] = w[i];",
+                   "for (int i = 0; i < {words}; ++i) w[i] = {sig}[i];")
+
+
+def _beat_copy(port: Port, into_port: bool) -> str:
+    fitting = [(into, out_of) for bound, into, out_of in _BEAT_COPY if port.width <= bound]
+    into, out_of = fitting[0] if fitting else _WIDE_BEAT_COPY     # the narrowest C++ type that holds it
+    return (into if into_port else out_of).format(sig=f"top->{port.name}_tdata", words=_words(port.width))
+
+
 def _set_data(port: Port) -> str:
-    sig = f"top->{port.name}_tdata"
-    if port.width <= 32:
-        return f"{sig} = w[0];"
-    if port.width <= 64:
-        return f"{sig} = (uint64_t)w[0] | ((uint64_t)w[1] << 32);"
-    return f"for (int i = 0; i < {_words(port.width)}; ++i) {sig}[i] = w[i];"
+    """C++ putting the beat in ``w`` on input ``port``."""
+    return _beat_copy(port, into_port=True)
 
 
 def _get_data(port: Port) -> str:
-    sig = f"top->{port.name}_tdata"
-    if port.width <= 32:
-        return f"w[0] = (uint32_t){sig};"
-    if port.width <= 64:
-        return f"w[0] = (uint32_t){sig}; w[1] = (uint32_t)((uint64_t){sig} >> 32);"
-    return f"for (int i = 0; i < {_words(port.width)}; ++i) w[i] = {sig}[i];"
+    """C++ reading output ``port``'s beat into ``w``."""
+    return _beat_copy(port, into_port=False)
 
 
 #: C++ shared by the testbenches here and the persistent co-simulation of deploy.rtl_cosim

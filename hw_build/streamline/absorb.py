@@ -20,6 +20,7 @@ from hw_build.streamline.graph import (
     add_const,
     affine_operand,
     bounds_of,
+    bypass,
     const,
     insert_after,
     is_integer_tensor,
@@ -403,10 +404,6 @@ class RemoveIdentityThresholds(Transformation):
             th = const(model, node.input[1])
             if lo != 0 or th.shape[1] != hi or not np.array_equal(th, np.broadcast_to(np.arange(1, hi + 1), th.shape)):
                 continue
-            for n in model.graph.node:
-                for i, t in enumerate(n.input):
-                    if t == node.output[0]:
-                        n.input[i] = x
-            model.graph.node.remove(node)
+            bypass(model, node)
             return model, True
         return model, False

@@ -15,7 +15,7 @@ from qonnx.util.basic import get_by_name
 
 from hw_build.errors import BuildError
 from hw_build.ops.base import smallest_int_type
-from hw_build.streamline.graph import add_const, const, insert_after, new_tensor
+from hw_build.streamline.graph import add_const, bypass, const, insert_after, new_tensor, rewire_consumers
 
 
 def _attr(node, name, default=None):
@@ -124,10 +124,7 @@ class RawPixelInput(Transformation):
             return model, False
         shape = model.get_tensor_shape(inp)
         scaled = new_tensor(model, shape, hint="pixels_scaled")
-        for n in model.graph.node:
-            for i, t in enumerate(n.input):
-                if t == inp:
-                    n.input[i] = scaled
+        rewire_consumers(model, inp, scaled)
         div = helper.make_node("Div", [inp, add_const(model, np.float32(255.0), "c255")], [scaled],
                                name="raw_pixels_to_float")
         model.graph.node.insert(0, div)
@@ -252,12 +249,7 @@ class RemoveNoOps(Transformation):
                         and model.get_tensor_shape(node.input[0]) == model.get_tensor_shape(node.output[0]))
             if not drop or node.output[0] in outputs:
                 continue
-            src = node.input[0]
-            for n in model.graph.node:
-                for i, t in enumerate(n.input):
-                    if t == node.output[0]:
-                        n.input[i] = src
-            model.graph.node.remove(node)
+            bypass(model, node)
             return model, True
         return model, False
 

@@ -119,3 +119,9 @@ def rewire_consumers(model: ModelWrapper, old: str, new: str) -> None:
         if o.name == old:
             # keep the graph output name stable: rename the producer's output instead
             raise ValueError("rewire_consumers cannot move a graph output")
+
+
+def bypass(model: ModelWrapper, node) -> None:
+    """Remove ``node``, whose output (not a graph output) is then read from its first input."""
+    rewire_consumers(model, node.output[0], node.input[0])
+    model.graph.node.remove(node)

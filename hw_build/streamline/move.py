@@ -63,7 +63,42 @@ class MoveAffinePastFork(Transformation):
         return model, False
 
 
-class MoveAffinePastLinear(Transformation):
+def _affines_read_once(model: ModelWrapper):
+    """``(node, dynamic input, constant, consumer)`` of every constant Mul/Add in ``model`` that
+    exactly one node reads (a snapshot: a pass returns after its first rewrite)."""
+    for node in list(model.graph.node):
+        op = affine_operand(model, node)
+        if op is None:
+            continue
+        consumer = single_consumer(model, node.output[0])
+        if consumer is not None:
+            yield node, op[0], op[1], consumer
+
+
+class _MoveAffinePastFollower(Transformation):
+    """Template of the passes that move a constant Mul/Add past the one node reading it (as
+    that node's data input): a subclass names the op types it moves past (``followers``) and
+    gives the constant that goes after the follower (``moved_constant``), or None where the
+    Mul/Add cannot move through it."""
+
+    followers: tuple[str, ...] = ()
+
+    def moved_constant(self, model: ModelWrapper, affine, follower, c: np.ndarray) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def apply(self, model: ModelWrapper):
+        for node, dyn, c, follower in _affines_read_once(model):
+            if follower.op_type not in self.followers or follower.input[0] != node.output[0]:
+                continue
+            new_c = self.moved_constant(model, node, follower, c)
+            if new_c is None:
+                continue
+            _swap_after(model, node, follower, new_c, dyn)
+            return model, True
+        return model, False
+
+
+class MoveAffinePastLinear(_MoveAffinePastFollower):
     """Mul(x, c) -> Conv/MatMul  ==>  Conv/MatMul(x) -> Mul(c');
     Add(x, c) -> Conv/MatMul     ==>  Conv/MatMul(x) -> Add(W applied to c).
 
@@ -76,40 +111,24 @@ class MoveAffinePastLinear(Transformation):
     Conv padding must already be explicit (ExplicitConvPadding), so the bias of a constant
     input is the same at every output pixel."""
 
-    def apply(self, model: ModelWrapper):
-        for node in list(model.graph.node):
-            op = affine_operand(model, node)
-            if op is None:
-                continue
-            layer = single_consumer(model, node.output[0])
-            if layer is None or layer.op_type not in ("Conv", "MatMul") or layer.input[0] != node.output[0]:
-                continue
-            w = const(model, layer.input[1])
-            if w is None or (len(layer.input) > 2 and layer.input[2]):
-                continue
-            dyn, c = op
-            in_shape = model.get_tensor_shape(node.output[0])
-            if layer.op_type == "Conv":
-                pads = get_by_name(layer.attribute, "pads")
-                if pads is not None and any(pads.ints):
-                    continue
-                new_c = _conv_affine(node.op_type, c, w, in_shape, _conv_group(layer))
-                if new_c is None:
-                    continue
-            else:
-                if len(in_shape) != 2:
-                    continue
-                if node.op_type == "Mul":
-                    if c.size != 1:
-                        continue
-                    new_c = c.reshape([])
-                else:
-                    full = np.broadcast_to(c.reshape(-1) if c.size > 1 else c.reshape(1),
-                                           (in_shape[1],)).astype(np.float64)
-                    new_c = (full @ w.astype(np.float64)).astype(np.float32).reshape(1, -1)
-            _swap_after(model, node, layer, new_c, dyn)
-            return model, True
-        return model, False
+    followers = ("Conv", "MatMul")
+
+    def moved_constant(self, model, affine, layer, c):
+        w = const(model, layer.input[1])
+        if w is None or (len(layer.input) > 2 and layer.input[2]):
+            return None
+        in_shape = model.get_tensor_shape(affine.output[0])
+        if layer.op_type == "Conv":
+            pads = get_by_name(layer.attribute, "pads")
+            if pads is not None and any(pads.ints):
+                return None
+            return _conv_affine(affine.op_type, c, w, in_shape, _conv_group(layer))
+        if len(in_shape) != 2:
+            return None
+        if affine.op_type == "Mul":
+            return c.reshape([]) if c.size == 1 else None
+        full = np.broadcast_to(c.reshape(-1) if c.size > 1 else c.reshape(1), (in_shape[1],)).astype(np.float64)
+        return (full @ w.astype(np.float64)).astype(np.float32).reshape(1, -1)
 
 
 def _conv_group(conv) -> int:
@@ -140,91 +159,62 @@ def _conv_affine(op_type: str, c: np.ndarray, w: np.ndarray, in_shape: list[int]
     return bias.astype(np.float32).reshape(1, -1, 1, 1)
 
 
-class MoveAffinePastPad(Transformation):
+class MoveAffinePastPad(_MoveAffinePastFollower):
     """Pad(Add(x, c), v) ==> Add(Pad(x, v - c), c); Pad(Mul(x, s), v) ==> Mul(Pad(x, v / s), s)
     for scalar c/s: the padding value follows the integer encoding."""
 
-    def apply(self, model: ModelWrapper):
-        for node in list(model.graph.node):
-            op = affine_operand(model, node)
-            if op is None:
-                continue
-            pad = single_consumer(model, node.output[0])
-            if pad is None or pad.op_type != "Pad" or pad.input[0] != node.output[0]:
-                continue
-            dyn, c = op
-            if c.size != 1 or (node.op_type == "Mul" and float(c.flatten()[0]) == 0.0):
-                continue
-            pads, value = pad_params(model, pad)
-            cv = float(c.flatten()[0])
-            new_value = value - cv if node.op_type == "Add" else value / cv
-            if get_by_name(pad.attribute, "value") is not None:
-                get_by_name(pad.attribute, "value").f = new_value
-            elif len(pad.input) > 2 and pad.input[2]:
-                pad.input[2] = add_const(model, np.float32(new_value), "padval")
-            else:
-                pad.input.append(add_const(model, np.float32(new_value), "padval"))
-            _swap_after(model, node, pad, c.reshape([]), dyn)
-            return model, True
-        return model, False
+    followers = ("Pad",)
+
+    def moved_constant(self, model, affine, pad, c):
+        if c.size != 1 or (affine.op_type == "Mul" and float(c.flatten()[0]) == 0.0):
+            return None
+        _, value = pad_params(model, pad)
+        cv = float(c.flatten()[0])
+        new_value = value - cv if affine.op_type == "Add" else value / cv
+        if get_by_name(pad.attribute, "value") is not None:
+            get_by_name(pad.attribute, "value").f = new_value
+        elif len(pad.input) > 2 and pad.input[2]:
+            pad.input[2] = add_const(model, np.float32(new_value), "padval")
+        else:
+            pad.input.append(add_const(model, np.float32(new_value), "padval"))
+        return c.reshape([])
 
 
-class MoveAffinePastPooling(Transformation):
+class MoveAffinePastPooling(_MoveAffinePastFollower):
     """Per-channel Mul (positive) and Add commute with MaxPool; per-channel Mul commutes with
     ReduceSum and Add(c) becomes Add(c * pixels)."""
 
-    def apply(self, model: ModelWrapper):
-        for node in list(model.graph.node):
-            op = affine_operand(model, node)
-            if op is None:
-                continue
-            pool = single_consumer(model, node.output[0])
-            if pool is None or pool.op_type not in ("MaxPool", "ReduceSum"):
-                continue
-            dyn, c = op
-            in_shape = model.get_tensor_shape(node.output[0])
-            vec = per_channel(c, in_shape)
-            if vec is None:
-                continue
-            if pool.op_type == "MaxPool" and node.op_type == "Mul" and np.any(vec <= 0):
-                continue
-            new_vec = vec
-            if pool.op_type == "ReduceSum" and node.op_type == "Add":
-                new_vec = vec * np.float32(np.prod(in_shape[2:]))
-            new_c = new_vec.reshape([]) if new_vec.size == 1 else new_vec.reshape([1, -1] + [1] * (len(in_shape) - 2))
-            _swap_after(model, node, pool, new_c, dyn)
-            return model, True
-        return model, False
+    followers = ("MaxPool", "ReduceSum")
+
+    def moved_constant(self, model, affine, pool, c):
+        in_shape = model.get_tensor_shape(affine.output[0])
+        vec = per_channel(c, in_shape)
+        if vec is None:
+            return None
+        if pool.op_type == "MaxPool" and affine.op_type == "Mul" and np.any(vec <= 0):
+            return None
+        new_vec = vec
+        if pool.op_type == "ReduceSum" and affine.op_type == "Add":
+            new_vec = vec * np.float32(np.prod(in_shape[2:]))
+        return new_vec.reshape([]) if new_vec.size == 1 else new_vec.reshape([1, -1] + [1] * (len(in_shape) - 2))
 
 
-class MoveAffinePastReshape(Transformation):
+class MoveAffinePastReshape(_MoveAffinePastFollower):
     """Constant Mul/Add commute with Reshape/Flatten/Transpose once the constant is laid out
     like the data (a per-channel constant becomes a per-feature vector after Flatten)."""
 
-    def apply(self, model: ModelWrapper):
-        for node in list(model.graph.node):
-            op = affine_operand(model, node)
-            if op is None:
-                continue
-            shaper = single_consumer(model, node.output[0])
-            if shaper is None or shaper.op_type not in ("Reshape", "Flatten", "Transpose"):
-                continue
-            dyn, c = op
-            in_shape = model.get_tensor_shape(node.output[0])
-            out_shape = model.get_tensor_shape(shaper.output[0])
-            if c.size == 1:
-                new_c = c.reshape([])
-            else:
-                full = np.broadcast_to(c, [1] + list(in_shape[1:]))
-                if shaper.op_type == "Transpose":
-                    perm = get_by_name(shaper.attribute, "perm").ints
-                    new_c = np.transpose(full, perm)
-                else:
-                    new_c = full.reshape([1] + list(out_shape[1:]))
-                new_c = np.ascontiguousarray(new_c, dtype=np.float32)
-            _swap_after(model, node, shaper, new_c, dyn)
-            return model, True
-        return model, False
+    followers = ("Reshape", "Flatten", "Transpose")
+
+    def moved_constant(self, model, affine, shaper, c):
+        if c.size == 1:
+            return c.reshape([])
+        in_shape = model.get_tensor_shape(affine.output[0])
+        full = np.broadcast_to(c, [1] + list(in_shape[1:]))
+        if shaper.op_type == "Transpose":
+            new_c = np.transpose(full, get_by_name(shaper.attribute, "perm").ints)
+        else:
+            new_c = full.reshape([1] + list(model.get_tensor_shape(shaper.output[0])[1:]))
+        return np.ascontiguousarray(new_c, dtype=np.float32)
 
 
 class CollapseAffine(Transformation):
@@ -232,15 +222,10 @@ class CollapseAffine(Transformation):
     Mul(Add(x,a),b) -> Add(Mul(x,b), ab): the canonical form is one Mul then one Add."""
 
     def apply(self, model: ModelWrapper):
-        for node in list(model.graph.node):
-            op = affine_operand(model, node)
-            if op is None:
-                continue
-            nxt = single_consumer(model, node.output[0])
-            nxt_op = affine_operand(model, nxt) if nxt is not None else None
+        for node, dyn, a, nxt in _affines_read_once(model):
+            nxt_op = affine_operand(model, nxt)
             if nxt_op is None:
                 continue
-            dyn, a = op
             _, b = nxt_op
             if node.op_type == nxt.op_type:
                 merged = a * b if node.op_type == "Mul" else a + b

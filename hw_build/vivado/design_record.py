@@ -242,10 +242,8 @@ class _Vivado:
                                                                              "-taxonomy"})
             ip.vendor, ip.library = str(opts.get("-vendor", "")), str(opts.get("-library", ""))
             return ""
-        if sub == "current_core":
-            return "core:accel"
-        if sub == "add_user_parameter":
-            return f"uparam:{args[0]}"
+        if sub in IPX_HANDLES:
+            return IPX_HANDLES[sub].format(*args)
         if sub == "get_bus_interfaces":
             opts, rest = self.options(args, set(), {"-of_objects"})
             if rest:
@@ -265,10 +263,6 @@ class _Vivado:
                 name, mode = ports[0], "slave"
             ip.bus_interfaces[name] = {"vlnv": vlnv, "ports": ports, "mode": mode}
             return ""
-        if sub == "get_bus_parameters":
-            return ""
-        if sub == "add_bus_parameter":
-            return f"busparam:{args[0]}"
         if sub == "save_core":
             self.catalog[ip.vlnv] = dict(ip.user_parameters)
             return ""
@@ -374,6 +368,14 @@ TCL_COMMANDS = [
 ]
 NO_OPS = ["set_param", "update_ip_catalog", "create_bd_design", "apply_bd_automation", "save_bd_design",
           "generate_target", "add_files", "update_compile_order", "close_project", "ipgui::add_param"]
+#: ipx:: subcommands the record only answers, with a handle (``{0}``: their first argument)
+#: for the commands after them to pass back
+IPX_HANDLES = {
+    "current_core": "core:accel",
+    "add_user_parameter": "uparam:{0}",
+    "get_bus_parameters": "",
+    "add_bus_parameter": "busparam:{0}",
+}
 IPX_SUBCOMMANDS = ["package_project", "current_core", "add_user_parameter", "get_bus_interfaces", "get_port_maps",
                    "infer_bus_interface", "associate_bus_interfaces", "get_bus_parameters", "add_bus_parameter",
                    "create_xgui_files", "update_checksums", "check_integrity", "save_core"]
