@@ -17,6 +17,7 @@ from qonnx.util.basic import get_by_name
 from hw_build.errors import BuildError
 from hw_build.ops.base import DOMAIN, smallest_int_type
 from hw_build.streamline.graph import (
+    GraphView,
     add_const,
     affine_operand,
     bounds_of,
@@ -136,12 +137,13 @@ class ChainToMultiThreshold(Transformation):
     decreasing are handled by negating the producing layer's weight rows."""
 
     def apply(self, model: ModelWrapper):
+        view = GraphView(model)     # the scan reads; only _absorb writes, then the pass returns
         for qnode in list(model.graph.node):
             if qnode.op_type not in ("Quant", "BipolarQuant"):
                 continue
-            if any(const(model, t) is None for t in qnode.input[1:]) or const(model, qnode.input[0]) is not None:
+            if any(const(view, t) is None for t in qnode.input[1:]) or const(view, qnode.input[0]) is not None:
                 continue
-            found = find_chain(model, qnode.input[0])
+            found = find_chain(view, qnode.input[0])
             if found is None:
                 continue
             x, chain = found
@@ -266,12 +268,13 @@ class IntegerResidualAdd(Transformation):
     went through one shared quantizer (equal scales)."""
 
     def apply(self, model: ModelWrapper):
+        view = GraphView(model)     # the scan reads; the rewrite below writes, then the pass returns
         for node in list(model.graph.node):
-            if node.op_type != "Add" or any(const(model, t) is not None for t in node.input):
+            if node.op_type != "Add" or any(const(view, t) is not None for t in node.input):
                 continue
-            if all(is_integer_tensor(model, t) for t in node.input):
+            if all(is_integer_tensor(view, t) for t in node.input):
                 continue
-            sides = [_scaled_integer(model, t) for t in node.input]
+            sides = [_scaled_integer(view, t) for t in node.input]
             if any(s is None for s in sides):
                 continue
             (qa, sa, ba, na), (qb, sb, bb, nb) = sides

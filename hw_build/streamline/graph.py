@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 
@@ -125,3 +125,69 @@ def bypass(model: ModelWrapper, node) -> None:
     """Remove ``node``, whose output (not a graph output) is then read from its first input."""
     rewire_consumers(model, node.output[0], node.input[0])
     model.graph.node.remove(node)
+
+
+class GraphView:
+    """A read-only snapshot of ``model`` that answers ModelWrapper's lookups (initializers,
+    producers, consumers, shapes, datatypes) from dictionaries built once.
+
+    ModelWrapper finds every tensor by a linear search of the graph, and the streamliner's
+    fixed point rescans the whole graph after every rewrite, which made streamlining a
+    ResNet-18 quadratic. A pass scans with a view and rewrites the real model; it returns
+    right after its one rewrite, so the view is never read after the graph changed. The
+    answers are ModelWrapper's, first match included (a node reading a tensor twice is two
+    consumers, as in ``find_consumers``). Anything else is delegated to the model."""
+
+    def __init__(self, model: ModelWrapper) -> None:
+        graph = model.graph
+        self._model = model
+        self._inits: dict[str, TensorProto] = {}
+        for init in graph.initializer:
+            self._inits.setdefault(init.name, init)
+        self._producers: dict[str, object] = {}
+        self._consumers: dict[str, list] = {}
+        for node in graph.node:
+            for t in node.output:
+                self._producers.setdefault(t, node)
+            for t in node.input:
+                self._consumers.setdefault(t, []).append(node)
+        self._value_info: dict[str, object] = {}
+        for vi in [*graph.input, *graph.output, *graph.value_info]:
+            self._value_info.setdefault(vi.name, vi)
+        self._annotations: dict[str, object] = {}
+        for ann in graph.quantization_annotation:
+            self._annotations.setdefault(ann.tensor_name, ann)
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+    def get_initializer(self, tensor_name: str) -> np.ndarray | None:
+        init = self._inits.get(tensor_name)
+        return None if init is None else numpy_helper.to_array(init)
+
+    def find_producer(self, tensor_name: str):
+        return self._producers.get(tensor_name)
+
+    def find_consumers(self, tensor_name: str) -> list:
+        return list(self._consumers.get(tensor_name, []))
+
+    def get_tensor_shape(self, tensor_name: str) -> list[int] | None:
+        vi = self._value_info.get(tensor_name)
+        if vi is not None:
+            return [d.dim_value for d in vi.type.tensor_type.shape.dim]
+        init = self._inits.get(tensor_name)
+        return None if init is None else list(init.dims)
+
+    def get_tensor_datatype(self, tensor_name: str) -> DataType:
+        ann = self._annotations.get(tensor_name)
+        if ann is not None:
+            for kv in ann.quant_parameter_tensor_names:
+                if kv.key == "finn_datatype":
+                    return DataType[kv.value]
+        vi = self._value_info.get(tensor_name)
+        if vi is not None:
+            onnx_dtype = vi.type.tensor_type.elem_type
+        else:
+            init = self._inits.get(tensor_name)
+            onnx_dtype = None if init is None else init.data_type
+        return DataType["FLOAT16"] if onnx_dtype == TensorProto.FLOAT16 else DataType["FLOAT32"]

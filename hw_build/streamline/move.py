@@ -11,6 +11,7 @@ from qonnx.transformation.base import Transformation
 from qonnx.util.basic import get_by_name
 
 from hw_build.streamline.graph import (
+    GraphView,
     add_const,
     affine_operand,
     const,
@@ -43,11 +44,12 @@ class MoveAffinePastFork(Transformation):
 
     def apply(self, model: ModelWrapper):
         outputs = {o.name for o in model.graph.output}
+        view = GraphView(model)
         for node in list(model.graph.node):
-            op = affine_operand(model, node)
+            op = affine_operand(view, node)
             if op is None or node.output[0] in outputs:
                 continue
-            consumers = model.find_consumers(node.output[0])
+            consumers = view.find_consumers(node.output[0])
             if len(consumers) < 2:
                 continue
             dyn, c = op
@@ -65,12 +67,14 @@ class MoveAffinePastFork(Transformation):
 
 def _affines_read_once(model: ModelWrapper):
     """``(node, dynamic input, constant, consumer)`` of every constant Mul/Add in ``model`` that
-    exactly one node reads (a snapshot: a pass returns after its first rewrite)."""
+    exactly one node reads (a snapshot, read through a GraphView: a pass returns after its
+    first rewrite)."""
+    view = GraphView(model)
     for node in list(model.graph.node):
-        op = affine_operand(model, node)
+        op = affine_operand(view, node)
         if op is None:
             continue
-        consumer = single_consumer(model, node.output[0])
+        consumer = single_consumer(view, node.output[0])
         if consumer is not None:
             yield node, op[0], op[1], consumer
 
