@@ -19,9 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hw_build.estimate.cost_model import Features, ModuleFeatures, clog2, lutram_luts
+from hw_build.estimate.cost_model import Features, ModuleFeatures, clog2, lutram_luts, ram_choice
 from hw_build.ops.base import divisors
 from hw_build.ops.sliding_window import SlidingWindow
+from hw_build.rtl.memory import bram36
 
 
 def scan_extent(in_size: int, pad_lo: int, out_size: int, k: int, stride: int) -> int:
@@ -59,12 +60,23 @@ class ParallelWindowParams:
         lut: Features = {"const": 1.0, "counters": counters,
                          # the pixel is the input or the pad value
                          "pad_mux": pix,
-                         # the K-1 line buffers: one async-read LUT RAM word per scanned column
-                         "lines": lutram_luts(scan_w, (k - 1) * pix),
                          # the registered F:1 multiplexer of the window's beats
                          "chunk_mux": word * (f - 1)}
         ff: Features = {"const": 1.0, "counters": counters, "window": k * k * pix, "out": word}
-        return lut, ff, 0.0, 0.0
+        # the K-1 line buffers, one word per scanned column: the read address is the column
+        # register, so Yosys maps them like a registered-read memory (LUT RAM, or block RAM
+        # when deep and wide)
+        depth, width = scan_w, (k - 1) * pix
+        where = ram_choice(depth, width)
+        bram = 0.0
+        if where == "block":
+            lut["lines_bram"] = 1.0
+            bram = bram36(depth, width)
+        elif where == "lutram":
+            lut["lines"] = lutram_luts(depth, width)
+        else:
+            lut["lines_ff"] = ff["lines_ff"] = depth * width
+        return lut, ff, bram, 0.0
 
 
 class ParallelWindow(SlidingWindow):
