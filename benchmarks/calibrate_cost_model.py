@@ -136,6 +136,16 @@ def configs() -> Iterator[Config]:
         yield "sliding_window", f"swg_{h}_{c}_k{k}s{s}p{pad}_simd{simd}_{dt}", _layer(
             T.sliding_window_case, f"s_{h}_{c}_{k}_{s}_{pad}_{simd}_{dt}", h, h, c, k, s, pads=pads, simd=simd,
             dtype=dt)
+    # ---------------------------------------------------------------- window-parallel sliding window
+    for h, c, k, s, pad, simd, dt in [
+            (32, 3, 3, 1, 0, 27, "UINT8"), (32, 3, 3, 1, 0, 9, "UINT8"), (32, 3, 3, 1, 0, 3, "UINT8"),
+            (32, 3, 3, 1, 1, 27, "UINT8"), (32, 3, 5, 2, 2, 75, "UINT8"), (30, 64, 3, 1, 0, 192, "BINARY"),
+            (30, 64, 3, 1, 0, 576, "BINARY"), (14, 64, 3, 1, 0, 192, "BINARY"), (12, 128, 3, 1, 0, 384, "BINARY"),
+            (28, 16, 3, 2, 1, 48, "BINARY"), (16, 32, 3, 1, 1, 96, "BINARY"), (64, 8, 3, 1, 1, 24, "UINT4")]:
+        pads = (pad, pad, pad, pad)
+        yield "parallel_window", f"pwin_{h}_{c}_k{k}s{s}p{pad}_simd{simd}_{dt}", _layer(
+            T.parallel_window_case, f"p_{h}_{c}_{k}_{s}_{pad}_{simd}_{dt}", h, h, c, k, s, pads=pads, simd=simd,
+            dtype=dt)
     # ---------------------------------------------------------------- thresholding
     for c, pe, ind, nt, h in [(784, 14, "UINT8", 1, 28), (784, 1, "UINT8", 1, 28), (3, 3, "UINT8", 255, 32),
                               (3, 1, "UINT8", 255, 32), (16, 2, "UINT4", 15, 28), (16, 2, "UINT5", 15, 28),

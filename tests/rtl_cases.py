@@ -119,6 +119,17 @@ def sliding_window_case(rng: np.random.Generator, name: str, h: int, w: int, c: 
     return model, node, [random_values(rng, DataType[dtype], [frames, h, w, c])]
 
 
+def parallel_window_case(rng: np.random.Generator, name: str, h: int, w: int, c: int, k: int, stride: int = 1,
+                         pads: tuple[int, int, int, int] = (0, 0, 0, 0), simd: int | None = None,
+                         dtype: str = "BINARY", pad_value: int = 0, frames: int = 3) -> Case:
+    """A ParallelWindow (one pixel per input beat, ``simd`` output elements per beat, default
+    the whole window): the same stream as :func:`sliding_window_case` with wider beats."""
+    model, node, inputs = sliding_window_case(rng, name, h, w, c, k, stride, pads, 1, dtype, pad_value, frames)
+    node.op_type = "ParallelWindow"
+    getCustomOp(node).set_nodeattr("SIMD", k * k * c if simd is None else simd)
+    return model, node, inputs
+
+
 def thresholding_case(rng: np.random.Generator, name: str, shape: list[int], pe: int, in_dtype: str,
                       thresholds: int, shared: bool = False, frames: int = 3) -> Case:
     in_dt = DataType[in_dtype]
@@ -236,6 +247,7 @@ CASE_BUILDERS: dict[str, Any] = {
     "GlobalAccPool": global_acc_pool_case,
     "LabelSelect": label_select_case,
     "MVTU": mvtu_case,
+    "ParallelWindow": parallel_window_case,
     "Pool": pool_case,
     "SlidingWindow": sliding_window_case,
     "Thresholding": thresholding_case,

@@ -100,6 +100,29 @@ def build_cases() -> dict[str, T.Case]:
         add(name, T.sliding_window_case(rng, name, h, w, c, kern, stride, pads, simd=int(_pick(rng, divisors(c))),
                                         dtype=str(_pick(rng, ["BINARY", "UINT2", "INT3"])), frames=FRAMES))
 
+    # ---------------------------------------------------------------- ParallelWindow
+    # CNV's RGB stem (8-bit pixels, no padding): the whole 27-element window per beat, and 9
+    add("pwin_rgb_full", T.parallel_window_case(rng, "pwin_rgb_full", 8, 7, 3, 3, dtype="UINT8", frames=FRAMES))
+    add("pwin_rgb_row", T.parallel_window_case(rng, "pwin_rgb_row", 6, 8, 3, 3, simd=9, dtype="UINT8",
+                                               frames=FRAMES))
+    add("pwin_pad", T.parallel_window_case(rng, "pwin_pad", 5, 6, 2, 3, 1, (1, 1, 1, 1), simd=2, frames=FRAMES))
+    add("pwin_stride2", T.parallel_window_case(rng, "pwin_stride2", 7, 7, 2, 3, 2, (1, 1, 1, 1), dtype="INT4",
+                                               pad_value=-3, frames=FRAMES))
+    add("pwin_asym_pad", T.parallel_window_case(rng, "pwin_asym_pad", 9, 8, 1, 4, 3, (2, 1, 0, 2), simd=4,
+                                                dtype="UINT3", pad_value=5, frames=FRAMES))
+    add("pwin_k2s2", T.parallel_window_case(rng, "pwin_k2s2", 8, 6, 2, 2, 2, dtype="UINT2", frames=FRAMES))
+    add("pwin_stride_gt_k", T.parallel_window_case(rng, "pwin_stride_gt_k", 9, 9, 2, 2, 3, simd=2,
+                                                   frames=FRAMES))
+    for k in range(3):
+        kern = int(rng.integers(2, 5))
+        stride = int(rng.integers(1, kern + 2))
+        pads = tuple(int(rng.integers(0, kern)) for _ in range(4))
+        h, w, c = int(rng.integers(kern, 9)), int(rng.integers(kern, 9)), int(_pick(rng, [1, 2, 3, 4]))
+        name = f"pwin_rand{k}"
+        add(name, T.parallel_window_case(rng, name, h, w, c, kern, stride, pads,
+                                         simd=c * int(_pick(rng, divisors(kern * kern))),
+                                         dtype=str(_pick(rng, ["BINARY", "UINT2", "INT3", "UINT8"])), frames=FRAMES))
+
     # ---------------------------------------------------------------- Thresholding
     add("thr_u8", T.thresholding_case(rng, "thr_u8", [3, 4, 6], 2, "UINT8", 3, frames=FRAMES))
     add("thr_i5_shared", T.thresholding_case(rng, "thr_i5_shared", [2, 3, 4], 4, "INT5", 7, shared=True,
@@ -153,7 +176,7 @@ def test_layer_matches_python(runs, name):
     T.assert_layer_runs_match(runs, list(CASES).index(name), expected)
 
 
-@pytest.mark.parametrize("name", [n for n in CASES if n.startswith(("mvtu", "swg"))] + ["thr_u8", "thr_search_255", "pool_max_u2",
+@pytest.mark.parametrize("name", [n for n in CASES if n.startswith(("mvtu", "swg", "pwin"))] + ["thr_u8", "thr_search_255", "pool_max_u2",
                                                                                            "add_i4_u3", "dup3"])
 def test_initiation_interval_matches_cycles(runs, name):
     """Exactly: the folder balances layers by cycles(), so a layer that is slower than its

@@ -104,7 +104,8 @@ def _levels(case, tmp_path) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["swg_cnv3", "swg_pad_stride2", "mvtu_bin_384", "mvtu_int_27"])
+@pytest.mark.parametrize("name", ["swg_cnv3", "swg_pad_stride2", "mvtu_bin_384", "mvtu_int_27", "pwin_cnv0",
+                                  "pwin_cnv1"])
 def test_generated_instances_stay_within_8_lut_levels(name, tmp_path):
     """The address and counter logic of sliding windows (14 LUT levels before the reader was
     made all-registers) and the adder trees of wide MVTUs (10 before the registered stages)."""
@@ -113,6 +114,9 @@ def test_generated_instances_stay_within_8_lut_levels(name, tmp_path):
         "swg_cnv3": lambda: T.sliding_window_case(rng, "swg_cnv3", 12, 12, 128, 3, 1, simd=16),
         "swg_pad_stride2": lambda: T.sliding_window_case(rng, "swg_pad_stride2", 224, 224, 3, 7, 2, (3, 3, 3, 3),
                                                          simd=3, dtype="UINT8"),
+        # window-parallel windows (issue 13): CNV's RGB stem whole-window, its second conv 3 beats per window
+        "pwin_cnv0": lambda: T.parallel_window_case(rng, "pwin_cnv0", 32, 32, 3, 3, dtype="UINT8"),
+        "pwin_cnv1": lambda: T.parallel_window_case(rng, "pwin_cnv1", 30, 30, 64, 3, simd=192),
         "mvtu_bin_384": lambda: T.mvtu_case(rng, "mvtu_bin_384", 1152, 8, 1, 384, thresholds=1),
         "mvtu_int_27": lambda: T.mvtu_case(rng, "mvtu_int_27", 27, 16, 2, 27, binary=False, in_dtype="UINT8",
                                            w_dtype="INT2", thresholds=1,

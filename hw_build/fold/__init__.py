@@ -98,6 +98,7 @@ def apply_folding_file(model: ModelWrapper, path: Path, dma_bits: int = 64) -> M
     the file gives (``{"depth": N}`` on a FIFO node, as folding.json writes them) are fixed:
     FIFO sizing keeps them."""
     from hw_build.fold.plumbing import insert_stream_plumbing, set_fifo_depths
+    from hw_build.fold.window_parallel import for_folding
 
     cfg = read_folding_file(path)
     ops = {op.onnx_node.name: op for op in layers(model)}
@@ -111,6 +112,7 @@ def apply_folding_file(model: ModelWrapper, path: Path, dma_bits: int = 64) -> M
             continue
         if "depth" in values:
             problems.append(f"{name}.depth: '{name}' is a layer, not a FIFO")
+        ops[name] = for_folding(ops[name], values)   # SIMD > C: a window-parallel window
         options = ops[name].fold_options()
         for attr, value in values.items():
             if attr == "ram_style" and _has_weight_memory(ops[name]):
@@ -153,7 +155,11 @@ def apply_folding_file(model: ModelWrapper, path: Path, dma_bits: int = 64) -> M
 def fold_for_cycles(model: ModelWrapper, target_cycles: int) -> ModelWrapper:
     """Give each layer the least parallelism whose cycles stay within ``target_cycles``.
 
-    Among foldings of equal parallelism, SIMD is preferred (wider input, fewer PEs)."""
+    Among foldings of equal parallelism, SIMD is preferred (wider input, fewer PEs). A
+    window node becomes the window op that suits the target (hw_build.fold.window_parallel)."""
+    from hw_build.fold.window_parallel import choose_window_ops
+
+    choose_window_ops(model, target_cycles)
     for op in layers(model):
         options = op.fold_options()
         attrs = list(options)
@@ -256,21 +262,24 @@ def balance_weight_memories(model: ModelWrapper, board) -> None:
 def _candidate_cycles(model: ModelWrapper) -> list[int]:
     """Every cycle count some layer reaches with some folding, from the slowest layer's
     fastest folding upwards (a faster target would only make other layers needlessly fast)."""
+    from hw_build.fold.window_parallel import variants
+
     values: set[int] = set()
     floor = 0
-    for op in layers(model):
-        saved = op.get_folding()
-        options = op.fold_options()
-        cands = [{}]
-        for attr, vals in options.items():
-            cands = [dict(c, **{attr: v}) for c in cands for v in vals]
+    for layer in layers(model):
         fastest = None
-        for c in cands:
-            op.set_folding(**c)
-            values.add(op.cycles())
-            fastest = op.cycles() if fastest is None else min(fastest, op.cycles())
+        for op in variants(layer):   # a window node: either window op
+            saved = op.get_folding()
+            options = op.fold_options()
+            cands = [{}]
+            for attr, vals in options.items():
+                cands = [dict(c, **{attr: v}) for c in cands for v in vals]
+            for c in cands:
+                op.set_folding(**c)
+                values.add(op.cycles())
+                fastest = op.cycles() if fastest is None else min(fastest, op.cycles())
+            op.set_folding(**saved)
         floor = max(floor, fastest or 0)
-        op.set_folding(**saved)
     return sorted(v for v in values if v >= floor)
 
 

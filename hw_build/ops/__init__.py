@@ -26,6 +26,7 @@ from hw_build.ops.dma_unpack import DmaUnpack
 from hw_build.ops.fifo import Fifo
 from hw_build.ops.label_select import LabelSelect
 from hw_build.ops.mvtu import MVTU
+from hw_build.ops.parallel_window import ParallelWindow
 from hw_build.ops.pool import Pool
 from hw_build.ops.sliding_window import SlidingWindow
 from hw_build.ops.streams import AddStreams, DuplicateStreams, GlobalAccPool
@@ -43,6 +44,7 @@ __all__ = [
     "GlobalAccPool",
     "LabelSelect",
     "MVTU",
+    "ParallelWindow",
     "Pool",
     "SlidingWindow",
     "Thresholding",
