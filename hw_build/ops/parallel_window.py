@@ -16,11 +16,10 @@ throughput target needs more than the element-serial generator can give.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from hw_build.estimate.cost_model import Features, ModuleFeatures, clog2, lutram_luts, ram_choice
-from hw_build.ops.base import divisors
+from hw_build.ops.base import divisors, rtl_record
 from hw_build.ops.sliding_window import SlidingWindow
 from hw_build.rtl.memory import bram36
 
@@ -30,23 +29,7 @@ def scan_extent(in_size: int, pad_lo: int, out_size: int, k: int, stride: int) -
     return max(pad_lo + in_size, (out_size - 1) * stride + k)
 
 
-@dataclass(frozen=True)
-class ParallelWindowParams:
-    """Parameters of parallel_window.v (checked against its parameter list when the library loads)."""
-
-    IFM_H: int
-    IFM_W: int
-    C: int
-    K: int
-    STRIDE: int
-    PAD_T: int
-    PAD_L: int
-    OFM_H: int
-    OFM_W: int
-    SIMD: int
-    BITS: int
-    PAD_VALUE: int
-
+class ParallelWindowParams(rtl_record("parallel_window")):
     def resource_features(self) -> ModuleFeatures:
         """Cost-model features of one instance (hw_build.estimate.cost_model): LUT and FF
         feature counts, block RAMs, DSPs."""
@@ -80,7 +63,6 @@ class ParallelWindowParams:
 
 
 class ParallelWindow(SlidingWindow):
-    rtl_module = "parallel_window"
     rtl_record = ParallelWindowParams
     fold_attrs = ("SIMD",)
 
