@@ -6,26 +6,19 @@
 // (back-pressure never loses or repeats a beat). Not registered (one beat per cycle, no
 // latency): the FIFOs the generator puts on every edge keep the combinational paths short.
 `default_nettype none
+`include "common.vh"
 
 module channel_concat #(
     parameter WIDTH  = 8,
     parameter BEATS0 = 1,
     parameter BEATS1 = 1
 ) (
-    input  wire             clk,
-    input  wire             rst_n,
-    input  wire [WIDTH-1:0] s0_axis_tdata,
-    input  wire             s0_axis_tvalid,
-    output wire             s0_axis_tready,
-    input  wire [WIDTH-1:0] s1_axis_tdata,
-    input  wire             s1_axis_tvalid,
-    output wire             s1_axis_tready,
-    output wire [WIDTH-1:0] m_axis_tdata,
-    output wire             m_axis_tvalid,
-    input  wire             m_axis_tready
+    `CLK_RST_PORTS,
+    `AXIS_SINK_PAIR(WIDTH, WIDTH),
+    `AXIS_SOURCE(WIDTH)
 );
     localparam BEATS = BEATS0 + BEATS1;
-    localparam CW = (BEATS > 1) ? $clog2(BEATS) : 1;
+    localparam CW = `CLOG2_1(BEATS);
     localparam integer LAST_I  = BEATS - 1;
     localparam integer FIRST1_I = BEATS0;
     localparam [CW-1:0] LAST   = LAST_I[CW-1:0];

@@ -8,23 +8,19 @@
 // Not registered (one beat per cycle, no latency): the FIFOs the generator puts on every
 // edge keep the combinational ready path short.
 `default_nettype none
+`include "common.vh"
 
 module channel_split #(
     parameter WIDTH       = 8,
     parameter NUM_OUTPUTS = 2,
     parameter GROUP_BEATS = 1
 ) (
-    input  wire                         clk,
-    input  wire                         rst_n,
-    input  wire [WIDTH-1:0]             s_axis_tdata,
-    input  wire                         s_axis_tvalid,
-    output wire                         s_axis_tready,
-    output wire [NUM_OUTPUTS*WIDTH-1:0] m_axis_tdata,
-    output wire [NUM_OUTPUTS-1:0]       m_axis_tvalid,
-    input  wire [NUM_OUTPUTS-1:0]       m_axis_tready
+    `CLK_RST_PORTS,
+    `AXIS_SINK(WIDTH),
+    `AXIS_SOURCES(NUM_OUTPUTS, WIDTH)
 );
-    localparam BW = (GROUP_BEATS > 1) ? $clog2(GROUP_BEATS) : 1;
-    localparam GW = (NUM_OUTPUTS > 1) ? $clog2(NUM_OUTPUTS) : 1;
+    localparam BW = `CLOG2_1(GROUP_BEATS);
+    localparam GW = `CLOG2_1(NUM_OUTPUTS);
     localparam integer LAST_BEAT_I  = GROUP_BEATS - 1;
     localparam integer LAST_GROUP_I = NUM_OUTPUTS - 1;
     localparam [BW-1:0] LAST_BEAT  = LAST_BEAT_I[BW-1:0];

@@ -5,6 +5,7 @@
 // The input side only watches the handshake (in_fire); in_ready drops when the flag
 // queue is full (DEPTH frames in flight), which stalls the input instead of losing a flag.
 `default_nettype none
+`include "common.vh"
 
 module frame_tlast #(
     parameter WORDS_PER_FRAME = 4,
@@ -18,7 +19,7 @@ module frame_tlast #(
     input  wire out_fire,     // an output beat (one per frame) is accepted
     output wire out_tlast     // tlast for that output beat
 );
-    localparam WW = (WORDS_PER_FRAME > 1) ? $clog2(WORDS_PER_FRAME) : 1;
+    localparam WW = `CLOG2_1(WORDS_PER_FRAME);
     localparam integer LAST_WORD_I = WORDS_PER_FRAME - 1;
     localparam [WW-1:0] LAST_WORD = LAST_WORD_I[WW-1:0];
 

@@ -4,6 +4,7 @@
 // updated as each pixel passes; during the last pixel the final sums leave as output
 // beats, so the layer takes one input beat per cycle and needs no extra pass.
 `default_nettype none
+`include "common.vh"
 
 module global_acc_pool #(
     parameter PIXELS   = 4,
@@ -13,19 +14,12 @@ module global_acc_pool #(
     parameter SIGNED   = 0,
     parameter OUT_BITS = 8
 ) (
-    input  wire                   clk,
-    input  wire                   rst_n,
-    input  wire [PE*IN_BITS-1:0]  s_axis_tdata,
-    input  wire                   s_axis_tvalid,
-    output wire                   s_axis_tready,
-    output wire [PE*OUT_BITS-1:0] m_axis_tdata,
-    output wire                   m_axis_tvalid,
-    input  wire                   m_axis_tready
+    `AXIS_PORTS(PE*IN_BITS, PE*OUT_BITS)
 );
     localparam CF   = C / PE;
     localparam WORD = PE * OUT_BITS;
-    localparam CFW  = (CF > 1) ? $clog2(CF) : 1;
-    localparam PXW  = (PIXELS > 1) ? $clog2(PIXELS) : 1;
+    localparam CFW  = `CLOG2_1(CF);
+    localparam PXW  = `CLOG2_1(PIXELS);
     localparam integer LAST_CF_I = CF - 1;
     localparam integer LAST_PX_I = PIXELS - 1;
     localparam [CFW-1:0] LAST_CF = LAST_CF_I[CFW-1:0];
@@ -43,13 +37,7 @@ module global_acc_pool #(
     assign m_axis_tvalid = out_valid;
     assign m_axis_tdata  = out_data;
 
-    function [OUT_BITS-1:0] widen;
-        input [IN_BITS-1:0] v;
-        begin
-            widen = {OUT_BITS{SIGNED != 0 && v[IN_BITS-1]}};
-            widen[IN_BITS-1:0] = v;
-        end
-    endfunction
+    `EXTEND_FUNCTION(widen, IN_BITS, OUT_BITS, SIGNED)
 
     reg [WORD-1:0] updated;
     reg [WORD-1:0] old_word;

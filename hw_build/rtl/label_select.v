@@ -8,6 +8,7 @@
 // maximum. Ties keep the earlier index (strict comparisons, lanes scanned upwards and
 // earlier beats win), like numpy's argmax. One input beat per cycle.
 `default_nettype none
+`include "common.vh"
 
 module label_select #(
     parameter C           = 10,
@@ -21,17 +22,10 @@ module label_select #(
     parameter OUT_BITS    = 4,
     parameter AFFINE_FILE = ""
 ) (
-    input  wire                  clk,
-    input  wire                  rst_n,
-    input  wire [PE*IN_BITS-1:0] s_axis_tdata,
-    input  wire                  s_axis_tvalid,
-    output wire                  s_axis_tready,
-    output wire [OUT_BITS-1:0]   m_axis_tdata,
-    output wire                  m_axis_tvalid,
-    input  wire                  m_axis_tready
+    `AXIS_PORTS(PE*IN_BITS, OUT_BITS)
 );
     localparam FOLDS = C / PE;
-    localparam FW    = (FOLDS > 1) ? $clog2(FOLDS) : 1;
+    localparam FW    = `CLOG2_1(FOLDS);
     localparam ABW   = PE * (A_BITS + B_BITS);
     localparam integer LAST_FOLD_I = FOLDS - 1;
     localparam integer PE_I        = PE;
@@ -73,29 +67,9 @@ module label_select #(
     end
 
     // ------------------------------------------------------------ stage 2: scores
-    function [SCORE_BITS-1:0] widen_x;
-        input [IN_BITS-1:0] v;
-        begin
-            widen_x = {SCORE_BITS{IN_SIGNED != 0 && v[IN_BITS-1]}};
-            widen_x[IN_BITS-1:0] = v;
-        end
-    endfunction
-
-    function [SCORE_BITS-1:0] widen_a;
-        input [A_BITS-1:0] v;
-        begin
-            widen_a = {SCORE_BITS{v[A_BITS-1]}};
-            widen_a[A_BITS-1:0] = v;
-        end
-    endfunction
-
-    function [SCORE_BITS-1:0] widen_b;
-        input [B_BITS-1:0] v;
-        begin
-            widen_b = {SCORE_BITS{v[B_BITS-1]}};
-            widen_b[B_BITS-1:0] = v;
-        end
-    endfunction
+    `EXTEND_FUNCTION(widen_x, IN_BITS, SCORE_BITS, IN_SIGNED)
+    `EXTEND_FUNCTION(widen_a, A_BITS, SCORE_BITS, 1)
+    `EXTEND_FUNCTION(widen_b, B_BITS, SCORE_BITS, 1)
 
     reg [PE*SCORE_BITS-1:0] scores;
     integer p;

@@ -26,6 +26,7 @@
 //   acc     accumulate over synapse folds; threshold word read
 //   out     thresholds compared (or accumulator resized), output register
 `default_nettype none
+`include "common.vh"
 
 module mvtu #(
     parameter MW           = 4,
@@ -48,21 +49,14 @@ module mvtu #(
     parameter THRESH_STYLE = "auto",
     parameter SUM_GROUP    = 32         // terms (or partial sums) added between two registers
 ) (
-    input  wire                   clk,
-    input  wire                   rst_n,
-    input  wire [SIMD*IN_BITS-1:0] s_axis_tdata,
-    input  wire                   s_axis_tvalid,
-    output wire                   s_axis_tready,
-    output wire [PE*OUT_BITS-1:0] m_axis_tdata,
-    output wire                   m_axis_tvalid,
-    input  wire                   m_axis_tready
+    `AXIS_PORTS(SIMD*IN_BITS, PE*OUT_BITS)
 );
     localparam SF     = MW / SIMD;
     localparam NF     = MH / PE;
     localparam FOLDS  = SF * NF;
-    localparam SW     = (SF > 1) ? $clog2(SF) : 1;
-    localparam NW     = (NF > 1) ? $clog2(NF) : 1;
-    localparam AW     = (FOLDS > 1) ? $clog2(FOLDS) : 1;
+    localparam SW     = `CLOG2_1(SF);
+    localparam NW     = `CLOG2_1(NF);
+    localparam AW     = `CLOG2_1(FOLDS);
     localparam XWORD  = SIMD * IN_BITS;
     localparam WWORD  = PE * SIMD * W_BITS;
     // bits of one term: an xnor bit, or a full product of the decoded operands

@@ -3,6 +3,7 @@
 // or LUTs (through rom_style/ram_style attributes); anything else leaves the choice to
 // the tool.
 `default_nettype none
+`include "common.vh"
 
 module rom #(
     parameter WIDTH     = 8,
@@ -12,7 +13,7 @@ module rom #(
 ) (
     input  wire                     clk,
     input  wire                     en,     // read enable (pipeline advance)
-    input  wire [((DEPTH > 1) ? $clog2(DEPTH) : 1)-1:0] addr,
+    input  wire [`CLOG2_1(DEPTH)-1:0] addr,
     output wire [WIDTH-1:0]         data
 );
     // Strings of different lengths compare zero-extended, which is what is meant here.
