@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hw_build.errors import BuildError
-from hw_build.rtl import is_include, library_sources
+from hw_build.rtl import is_include, library_includes, library_sources
 from hw_build.rtl.sim import verilator_env
 
 
@@ -186,6 +186,14 @@ class SynthJob:
     params: tuple[tuple[str, int | str], ...]
     sources: tuple[Path, ...]
     data_files: tuple[Path, ...] = ()
+
+    def __post_init__(self):
+        # the library modules `include the library's include files: a job given only module
+        # files gets them from the library, so its folder (and cache key) is complete
+        names = {Path(p).name for p in self.sources}
+        extra = tuple(inc for inc in library_includes() if inc.name not in names)
+        if extra:
+            object.__setattr__(self, "sources", extra + tuple(self.sources))
 
     def script(self) -> str:
         """The Yosys script (run in a folder holding copies of the sources and data files)."""
