@@ -8,10 +8,8 @@
 
 module add_streams #(
     parameter PE       = 1,
-    parameter A_BITS   = 4,
-    parameter A_SIGNED = 0,
-    parameter B_BITS   = 4,
-    parameter B_SIGNED = 0,
+    parameter A_BITS   = 4, parameter A_SIGNED = 0,   // operand a (input 0)
+    parameter B_BITS   = 4, parameter B_SIGNED = 0,   // operand b (input 1)
     parameter OUT_BITS = 5
 ) (
     `CLK_RST_PORTS,
@@ -22,15 +20,11 @@ module add_streams #(
     localparam MAXAB = (A_BITS > B_BITS) ? A_BITS : B_BITS;
     localparam SUM   = (MAXAB > OUT_BITS) ? MAXAB : OUT_BITS;
 
-    reg                   out_valid;
-    reg [PE*OUT_BITS-1:0] out_data;
-    wire advance = !out_valid || m_axis_tready;
-    wire fire    = advance && s0_axis_tvalid && s1_axis_tvalid;
+    wire advance;
+    wire fire = advance && s0_axis_tvalid && s1_axis_tvalid;
 
     assign s0_axis_tready = advance && s1_axis_tvalid;
     assign s1_axis_tready = advance && s0_axis_tvalid;
-    assign m_axis_tvalid  = out_valid;
-    assign m_axis_tdata   = out_data;
 
     `EXTEND_FUNCTION(widen_a, A_BITS, SUM, A_SIGNED)
     `EXTEND_FUNCTION(widen_b, B_BITS, SUM, B_SIGNED)
@@ -45,14 +39,10 @@ module add_streams #(
         end
     end
 
-    always @(posedge clk) begin
-        if (advance) out_data <= sum;
-    end
-
-    always @(posedge clk) begin
-        if (!rst_n) out_valid <= 1'b0;
-        else if (advance) out_valid <= fire;
-    end
+    axis_output_reg #(.WIDTH(PE*OUT_BITS)) out_reg (
+        .clk(clk), .rst_n(rst_n), .in_valid(fire), .in_data(sum), .advance(advance),
+        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready)
+    );
 
     // bits of an operand above OUT_BITS cannot change the low OUT_BITS of the sum
     wire unused = &{1'b0, lane};

@@ -11,8 +11,7 @@ module frame_tlast #(
     parameter WORDS_PER_FRAME = 4,
     parameter DEPTH           = 32
 ) (
-    input  wire clk,
-    input  wire rst_n,
+    `CLK_RST_PORTS,
     input  wire in_fire,      // an input word is accepted
     input  wire in_tlast,     // its tlast
     output wire in_ready,     // room for one more frame's flag

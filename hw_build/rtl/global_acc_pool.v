@@ -7,11 +7,8 @@
 `include "common.vh"
 
 module global_acc_pool #(
-    parameter PIXELS   = 4,
-    parameter C        = 2,
-    parameter PE       = 1,
-    parameter IN_BITS  = 4,
-    parameter SIGNED   = 0,
+    parameter PIXELS   = 4, parameter C = 2, parameter PE = 1,
+    parameter IN_BITS  = 4, parameter SIGNED = 0,
     parameter OUT_BITS = 8
 ) (
     `AXIS_PORTS(PE*IN_BITS, PE*OUT_BITS)
@@ -28,14 +25,10 @@ module global_acc_pool #(
     reg [WORD-1:0] sums [0:CF-1];
     reg [CFW-1:0]  cf;
     reg [PXW-1:0]  pixel;
-    reg            out_valid;
-    reg [WORD-1:0] out_data;
 
-    wire advance = !out_valid || m_axis_tready;
+    wire advance;
     wire in_fire = s_axis_tvalid && advance;
     assign s_axis_tready = advance;
-    assign m_axis_tvalid = out_valid;
-    assign m_axis_tdata  = out_data;
 
     `EXTEND_FUNCTION(widen, IN_BITS, OUT_BITS, SIGNED)
 
@@ -52,16 +45,19 @@ module global_acc_pool #(
 
     always @(posedge clk) begin
         if (in_fire) sums[cf] <= updated;
-        if (advance) out_data <= updated;
     end
+
+    // the final sums leave with the last pixel
+    axis_output_reg #(.WIDTH(WORD)) out_reg (
+        .clk(clk), .rst_n(rst_n), .in_valid(in_fire && (pixel == LAST_PX)), .in_data(updated), .advance(advance),
+        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready)
+    );
 
     always @(posedge clk) begin
         if (!rst_n) begin
-            cf        <= {CFW{1'b0}};
-            pixel     <= {PXW{1'b0}};
-            out_valid <= 1'b0;
+            cf    <= {CFW{1'b0}};
+            pixel <= {PXW{1'b0}};
         end else begin
-            if (advance) out_valid <= in_fire && (pixel == LAST_PX);
             if (in_fire) begin
                 cf <= (cf == LAST_CF) ? {CFW{1'b0}} : cf + 1'b1;
                 if (cf == LAST_CF) pixel <= (pixel == LAST_PX) ? {PXW{1'b0}} : pixel + 1'b1;

@@ -11,13 +11,9 @@
 `include "common.vh"
 
 module label_select #(
-    parameter C           = 10,
-    parameter PE          = 1,
-    parameter IN_BITS     = 8,
-    parameter IN_SIGNED   = 1,
-    parameter AFFINE      = 0,
-    parameter A_BITS      = 2,
-    parameter B_BITS      = 2,
+    parameter C           = 10, parameter PE = 1,
+    parameter IN_BITS     = 8,  parameter IN_SIGNED = 1,
+    parameter AFFINE      = 0,  parameter A_BITS = 2, parameter B_BITS = 2,   // score = A*x + B
     parameter SCORE_BITS  = 9,
     parameter OUT_BITS    = 4,
     parameter AFFINE_FILE = ""
@@ -32,13 +28,9 @@ module label_select #(
     localparam [FW-1:0]       LAST_FOLD = LAST_FOLD_I[FW-1:0];
     localparam [OUT_BITS-1:0] PE_O      = PE_I[OUT_BITS-1:0];
 
-    reg                 out_valid;
-    reg [OUT_BITS-1:0]  out_data;
-    wire advance = !out_valid || m_axis_tready;
+    wire advance;
     wire in_fire = s_axis_tvalid && advance;
     assign s_axis_tready = advance;
-    assign m_axis_tvalid = out_valid;
-    assign m_axis_tdata  = out_data;
 
     // ------------------------------------------------------------ stage 1: beat + ROM word
     reg [FW-1:0]         fold;
@@ -123,20 +115,23 @@ module label_select #(
                 best_idx <= beat_idx;
             end
         end
-        if (advance) out_data <= take ? beat_idx : best_idx;
     end
+
+    // the frame's label leaves with its last beat
+    axis_output_reg #(.WIDTH(OUT_BITS)) out_reg (
+        .clk(clk), .rst_n(rst_n), .in_valid(v2 && last2), .in_data(take ? beat_idx : best_idx), .advance(advance),
+        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready)
+    );
 
     always @(posedge clk) begin
         if (!rst_n) begin
-            fold      <= {FW{1'b0}};
-            base      <= {OUT_BITS{1'b0}};
-            v1        <= 1'b0;
-            v2        <= 1'b0;
-            out_valid <= 1'b0;
+            fold <= {FW{1'b0}};
+            base <= {OUT_BITS{1'b0}};
+            v1   <= 1'b0;
+            v2   <= 1'b0;
         end else if (advance) begin
-            v1        <= in_fire;
-            v2        <= v1;
-            out_valid <= v2 && last2;
+            v1 <= in_fire;
+            v2 <= v1;
             if (in_fire) begin
                 fold <= (fold == LAST_FOLD) ? {FW{1'b0}} : fold + 1'b1;
                 base <= (fold == LAST_FOLD) ? {OUT_BITS{1'b0}} : base + PE_O;

@@ -29,24 +29,15 @@
 `include "common.vh"
 
 module mvtu #(
-    parameter MW           = 4,
-    parameter MH           = 4,
-    parameter PE           = 2,
-    parameter SIMD         = 2,
+    parameter MW           = 4, parameter MH = 4,         // matrix: MH rows (outputs) x MW columns
+    parameter PE           = 2, parameter SIMD = 2,       // folding
     parameter BINARY       = 1,
-    parameter IN_BITS      = 1,
-    parameter IN_SIGNED    = 0,
-    parameter IN_BIPOLAR   = 0,
-    parameter W_BITS       = 1,
-    parameter W_SIGNED     = 0,
-    parameter W_BIPOLAR    = 0,
+    parameter IN_BITS      = 1, parameter IN_SIGNED = 0, parameter IN_BIPOLAR = 0,
+    parameter W_BITS       = 1, parameter W_SIGNED  = 0, parameter W_BIPOLAR  = 0,
     parameter ACC_BITS     = 4,
-    parameter NUM_THRESH   = 0,
-    parameter OUT_BITS     = 4,
-    parameter WEIGHTS_FILE = "",
-    parameter THRESH_FILE  = "",
-    parameter WEIGHT_STYLE = "auto",    // rom STYLE: "block", "distributed" or "auto"
-    parameter THRESH_STYLE = "auto",
+    parameter NUM_THRESH   = 0, parameter OUT_BITS = 4,
+    parameter WEIGHTS_FILE = "",     parameter THRESH_FILE  = "",        // ROM contents
+    parameter WEIGHT_STYLE = "auto", parameter THRESH_STYLE = "auto",    // rom STYLE: "block", "distributed" or "auto"
     parameter SUM_GROUP    = 32         // terms (or partial sums) added between two registers
 ) (
     `AXIS_PORTS(SIMD*IN_BITS, PE*OUT_BITS)
@@ -74,9 +65,7 @@ module mvtu #(
     localparam [AW-1:0] LAST_ADDR = LAST_ADDR_I[AW-1:0];
 
     // ---------------------------------------------------------------- control
-    reg                   out_valid;
-    reg [PE*OUT_BITS-1:0] out_data;
-    wire advance = !out_valid || m_axis_tready;
+    wire advance;   // the output register is free: every stage moves on (axis_output_reg below)
 
     reg [SW-1:0] sf;
     reg [NW-1:0] nf;
@@ -84,9 +73,6 @@ module mvtu #(
     wire         vector_ready;    // the input words of the current fold are there
     wire         vector_done = (sf == LAST_SF) && (nf == LAST_NF);
     wire         issue       = advance && vector_ready;
-
-    assign m_axis_tvalid = out_valid;
-    assign m_axis_tdata  = out_data;
 
     always @(posedge clk) begin
         if (!rst_n) begin
@@ -435,19 +421,18 @@ module mvtu #(
         end
     endgenerate
 
-    always @(posedge clk) begin
-        if (advance) out_data <= result;
-    end
+    axis_output_reg #(.WIDTH(PE*OUT_BITS)) out_reg (
+        .clk(clk), .rst_n(rst_n), .in_valid(acc_valid), .in_data(result), .advance(advance),
+        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready)
+    );
 
     always @(posedge clk) begin
         if (!rst_n) begin
             a_valid   <= 1'b0;
             acc_valid <= 1'b0;
-            out_valid <= 1'b0;
         end else if (advance) begin
             a_valid   <= issue;
             acc_valid <= c_valid && c_last;
-            out_valid <= acc_valid;
         end
     end
 endmodule

@@ -35,18 +35,12 @@
 `include "common.vh"
 
 module sliding_window #(
-    parameter IFM_H     = 4,
-    parameter IFM_W     = 4,
-    parameter C         = 2,
-    parameter K         = 3,
-    parameter STRIDE    = 1,
-    parameter PAD_T     = 1,
-    parameter PAD_L     = 1,
-    parameter OFM_H     = 4,
-    parameter OFM_W     = 4,
+    parameter IFM_H     = 4, parameter IFM_W = 4, parameter C = 2,
+    parameter K         = 3, parameter STRIDE = 1,
+    parameter PAD_T     = 1, parameter PAD_L = 1,
+    parameter OFM_H     = 4, parameter OFM_W = 4,
     parameter SIMD      = 1,
-    parameter BITS      = 1,
-    parameter PAD_VALUE = 0,
+    parameter BITS      = 1, parameter PAD_VALUE = 0,
     parameter NROWS     = K + STRIDE   // line-buffer rows, >= K + STRIDE (see above)
 ) (
     `AXIS_PORTS(SIMD*BITS, SIMD*BITS)

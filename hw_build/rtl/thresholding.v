@@ -25,16 +25,12 @@
 `include "common.vh"
 
 module thresholding #(
-    parameter C            = 4,
-    parameter PE           = 2,
-    parameter IN_BITS      = 8,
-    parameter IN_SIGNED    = 0,
-    parameter NUM_THRESH   = 1,
-    parameter T_BITS       = 9,
+    parameter C            = 4, parameter PE = 2,
+    parameter IN_BITS      = 8, parameter IN_SIGNED = 0,
+    parameter NUM_THRESH   = 1, parameter T_BITS = 9,
     parameter OUT_BITS     = 1,
     parameter SEARCH       = 0,
-    parameter THRESH_FILE  = "",
-    parameter THRESH_STYLE = "auto"    // rom STYLE
+    parameter THRESH_FILE  = "", parameter THRESH_STYLE = "auto"    // rom STYLE
 ) (
     `AXIS_PORTS(PE*IN_BITS, PE*OUT_BITS)
 );
@@ -44,16 +40,18 @@ module thresholding #(
     localparam integer LAST_FOLD_I = FOLDS - 1;
     localparam [FW-1:0] LAST_FOLD = LAST_FOLD_I[FW-1:0];
 
-    reg [FW-1:0]          fold;
-    reg [PE*OUT_BITS-1:0] out_data;
-    reg                   out_valid;
+    reg  [FW-1:0]          fold;
+    wire [PE*OUT_BITS-1:0] result;         // the last stage's levels (either implementation)
+    wire                   result_valid;
 
-    wire advance = !out_valid || m_axis_tready;
+    wire advance;
     wire in_fire = s_axis_tvalid && advance;
 
     assign s_axis_tready = advance;
-    assign m_axis_tvalid = out_valid;
-    assign m_axis_tdata  = out_data;
+    axis_output_reg #(.WIDTH(PE*OUT_BITS)) out_reg (
+        .clk(clk), .rst_n(rst_n), .in_valid(result_valid), .in_data(result), .advance(advance),
+        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready)
+    );
 
     `EXTEND_FUNCTION(widen, IN_BITS, T_BITS, IN_SIGNED)
 
@@ -88,20 +86,15 @@ module thresholding #(
                 );
             end
 
+            assign result       = level;
+            assign result_valid = x_valid;
+
             always @(posedge clk) begin
-                if (advance) begin
-                    x_q      <= s_axis_tdata;
-                    out_data <= level;
-                end
+                if (advance) x_q <= s_axis_tdata;
             end
             always @(posedge clk) begin
-                if (!rst_n) begin
-                    x_valid   <= 1'b0;
-                    out_valid <= 1'b0;
-                end else if (advance) begin
-                    x_valid   <= in_fire;
-                    out_valid <= x_valid;
-                end
+                if (!rst_n) x_valid <= 1'b0;
+                else if (advance) x_valid <= in_fire;
             end
         end else begin : g_search
             localparam XW = PE * IN_BITS;
@@ -167,19 +160,18 @@ module thresholding #(
                         fold_all[q*FW +: FW]   <= fold_all[(q-1)*FW +: FW];
                         prefix_all[q*PW +: PW] <= next_all[(q-1)*PW +: PW];
                     end
-                    out_data <= level;
                 end
             end
             always @(posedge clk) begin
                 if (!rst_n) begin
                     valid_all <= {LEVELS{1'b0}};
-                    out_valid <= 1'b0;
                 end else if (advance) begin
                     valid_all[0] <= in_fire;
                     for (q = 1; q < LEVELS; q = q + 1) valid_all[q] <= valid_all[q-1];
-                    out_valid <= valid_all[LEVELS-1];
                 end
             end
+            assign result       = level;
+            assign result_valid = valid_all[LEVELS-1];
         end
     endgenerate
 endmodule
