@@ -10,8 +10,7 @@
 
 module channel_concat #(
     parameter WIDTH  = 8,
-    parameter BEATS0 = 1,
-    parameter BEATS1 = 1
+    parameter BEATS0 = 1, parameter BEATS1 = 1    // beats of a pixel from input 0, then input 1
 ) (
     `CLK_RST_PORTS,
     `AXIS_SINK_PAIR(WIDTH, WIDTH),
@@ -19,12 +18,11 @@ module channel_concat #(
 );
     localparam BEATS = BEATS0 + BEATS1;
     localparam CW = `CLOG2_1(BEATS);
-    localparam integer LAST_I  = BEATS - 1;
     localparam integer FIRST1_I = BEATS0;
-    localparam [CW-1:0] LAST   = LAST_I[CW-1:0];
     localparam [CW-1:0] FIRST1 = FIRST1_I[CW-1:0];
 
-    reg  [CW-1:0] beat;  // output beat within the current pixel
+    wire [CW-1:0] beat;  // output beat within the current pixel
+    wire          beat_last;
     wire          from1 = (beat >= FIRST1);
 
     assign m_axis_tdata   = from1 ? s1_axis_tdata : s0_axis_tdata;
@@ -32,10 +30,9 @@ module channel_concat #(
     assign s0_axis_tready = !from1 && m_axis_tready;
     assign s1_axis_tready = from1 && m_axis_tready;
 
-    always @(posedge clk) begin
-        if (!rst_n) beat <= {CW{1'b0}};
-        else if (m_axis_tvalid && m_axis_tready) beat <= (beat == LAST) ? {CW{1'b0}} : beat + 1'b1;
-    end
+    wrap_counter #(.N(BEATS)) beat_count (.clk(clk), .rst_n(rst_n), .en(m_axis_tvalid && m_axis_tready), .count(beat), .last(beat_last));
+
+    wire unused = &{1'b0, beat_last};
 endmodule
 
 `default_nettype wire

@@ -9,8 +9,7 @@
 `include "common.vh"
 
 module duplicate_streams #(
-    parameter WIDTH       = 8,
-    parameter NUM_OUTPUTS = 2
+    parameter WIDTH = 8, parameter NUM_OUTPUTS = 2
 ) (
     `CLK_RST_PORTS,
     `AXIS_SINK(WIDTH),

@@ -20,8 +20,7 @@
 `include "common.vh"
 
 module fifo #(
-    parameter WIDTH = 8,
-    parameter DEPTH = 2
+    parameter WIDTH = 8, parameter DEPTH = 2
 ) (
     `AXIS_PORTS(WIDTH, WIDTH)
 );

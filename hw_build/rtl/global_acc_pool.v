@@ -17,18 +17,17 @@ module global_acc_pool #(
     localparam WORD = PE * OUT_BITS;
     localparam CFW  = `CLOG2_1(CF);
     localparam PXW  = `CLOG2_1(PIXELS);
-    localparam integer LAST_CF_I = CF - 1;
-    localparam integer LAST_PX_I = PIXELS - 1;
-    localparam [CFW-1:0] LAST_CF = LAST_CF_I[CFW-1:0];
-    localparam [PXW-1:0] LAST_PX = LAST_PX_I[PXW-1:0];
 
-    reg [WORD-1:0] sums [0:CF-1];
-    reg [CFW-1:0]  cf;
-    reg [PXW-1:0]  pixel;
+    reg  [WORD-1:0] sums [0:CF-1];
+    wire [CFW-1:0]  cf;
+    wire [PXW-1:0]  pixel;
+    wire            cf_last, pixel_last;
 
     wire advance;
     wire in_fire = s_axis_tvalid && advance;
     assign s_axis_tready = advance;
+    wrap_counter #(.N(CF)) cf_count (.clk(clk), .rst_n(rst_n), .en(in_fire), .count(cf), .last(cf_last));
+    wrap_counter #(.N(PIXELS)) pixel_count (.clk(clk), .rst_n(rst_n), .en(in_fire && cf_last), .count(pixel), .last(pixel_last));
 
     `EXTEND_FUNCTION(widen, IN_BITS, OUT_BITS, SIGNED)
 
@@ -49,21 +48,9 @@ module global_acc_pool #(
 
     // the final sums leave with the last pixel
     axis_output_reg #(.WIDTH(WORD)) out_reg (
-        .clk(clk), .rst_n(rst_n), .in_valid(in_fire && (pixel == LAST_PX)), .in_data(updated), .advance(advance),
+        .clk(clk), .rst_n(rst_n), .in_valid(in_fire && pixel_last), .in_data(updated), .advance(advance),
         .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready)
     );
-
-    always @(posedge clk) begin
-        if (!rst_n) begin
-            cf    <= {CFW{1'b0}};
-            pixel <= {PXW{1'b0}};
-        end else begin
-            if (in_fire) begin
-                cf <= (cf == LAST_CF) ? {CFW{1'b0}} : cf + 1'b1;
-                if (cf == LAST_CF) pixel <= (pixel == LAST_PX) ? {PXW{1'b0}} : pixel + 1'b1;
-            end
-        end
-    end
 endmodule
 
 `default_nettype wire

@@ -22,15 +22,20 @@ module rom #(
     localparam IS_DISTRIBUTED = (STYLE == "distributed");
     /* verilator lint_on WIDTHEXPAND */
 
+    // The branches differ only in the synthesis attributes on `mem` (attributes cannot be
+    // chosen by a parameter); this is their common part: contents and the registered read.
+`define ROM_READ_PORT \
+            reg [WIDTH-1:0] q; \
+            initial begin \
+                if (INIT_FILE != "") $readmemh(INIT_FILE, mem); \
+            end \
+            always @(posedge clk) if (en) q <= mem[addr]; \
+            assign data = q;
+
     generate
         if (IS_BLOCK) begin : g_block
             (* rom_style = "block", ram_style = "block" *) reg [WIDTH-1:0] mem [0:DEPTH-1];
-            reg [WIDTH-1:0] q;
-            initial begin
-                if (INIT_FILE != "") $readmemh(INIT_FILE, mem);
-            end
-            always @(posedge clk) if (en) q <= mem[addr];
-            assign data = q;
+            `ROM_READ_PORT
         end else if (IS_DISTRIBUTED) begin : g_distributed
             // Vivado's rom_style "distributed" means LUTs; Yosys reads it as LUT RAM, which a
             // ROM cannot use, and calls plain logic "logic"
@@ -40,22 +45,13 @@ module rom #(
             (* rom_style = "distributed" *)
 `endif
             reg [WIDTH-1:0] mem [0:DEPTH-1];
-            reg [WIDTH-1:0] q;
-            initial begin
-                if (INIT_FILE != "") $readmemh(INIT_FILE, mem);
-            end
-            always @(posedge clk) if (en) q <= mem[addr];
-            assign data = q;
+            `ROM_READ_PORT
         end else begin : g_auto
             reg [WIDTH-1:0] mem [0:DEPTH-1];
-            reg [WIDTH-1:0] q;
-            initial begin
-                if (INIT_FILE != "") $readmemh(INIT_FILE, mem);
-            end
-            always @(posedge clk) if (en) q <= mem[addr];
-            assign data = q;
+            `ROM_READ_PORT
         end
     endgenerate
+`undef ROM_READ_PORT
 endmodule
 
 `default_nettype wire

@@ -8,8 +8,7 @@
 `include "common.vh"
 
 module stream_downsizer #(
-    parameter IN_BITS    = 64,
-    parameter OUT_BITS   = 8,
+    parameter IN_BITS = 64, parameter OUT_BITS = 8,
     parameter FRAME_BITS = 0
 ) (
     `AXIS_PORTS(IN_BITS, OUT_BITS)

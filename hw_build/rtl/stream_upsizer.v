@@ -8,8 +8,7 @@
 `include "common.vh"
 
 module stream_upsizer #(
-    parameter IN_BITS  = 8,
-    parameter OUT_BITS = 64
+    parameter IN_BITS = 8, parameter OUT_BITS = 64
 ) (
     `AXIS_PORTS(IN_BITS, OUT_BITS)
 );

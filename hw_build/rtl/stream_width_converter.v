@@ -26,8 +26,7 @@
 `include "common.vh"
 
 module stream_width_converter #(
-    parameter IN_BITS    = 64,
-    parameter OUT_BITS   = 24,
+    parameter IN_BITS = 64, parameter OUT_BITS = 24,
     parameter FRAME_BITS = 0
 ) (
     `AXIS_PORTS(IN_BITS, OUT_BITS)

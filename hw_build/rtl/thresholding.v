@@ -37,10 +37,9 @@ module thresholding #(
     localparam FOLDS  = C / PE;
     localparam FW     = `CLOG2_1(FOLDS);
     localparam LEVELS = $clog2(NUM_THRESH + 1);
-    localparam integer LAST_FOLD_I = FOLDS - 1;
-    localparam [FW-1:0] LAST_FOLD = LAST_FOLD_I[FW-1:0];
 
-    reg  [FW-1:0]          fold;
+    wire [FW-1:0]          fold;
+    wire                   fold_last;
     wire [PE*OUT_BITS-1:0] result;         // the last stage's levels (either implementation)
     wire                   result_valid;
 
@@ -55,10 +54,8 @@ module thresholding #(
 
     `EXTEND_FUNCTION(widen, IN_BITS, T_BITS, IN_SIGNED)
 
-    always @(posedge clk) begin
-        if (!rst_n) fold <= {FW{1'b0}};
-        else if (in_fire) fold <= (fold == LAST_FOLD) ? {FW{1'b0}} : fold + 1'b1;
-    end
+    wrap_counter #(.N(FOLDS)) fold_count (.clk(clk), .rst_n(rst_n), .en(in_fire), .count(fold), .last(fold_last));
+    wire unused_fold = &{1'b0, fold_last};
 
     genvar p, k;
     generate
