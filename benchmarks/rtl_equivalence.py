@@ -64,7 +64,7 @@ def configs(data_dir: Path, calib_per_module: int) -> dict[str, tuple[str, dict]
             by_module.setdefault(r["module"], []).append(r)
     for module, rs in sorted(by_module.items()):
         rs.sort(key=lambda r: r["lut"])
-        step = max(1, len(rs) // calib_per_module)
+        step = max(1, len(rs) // max(1, calib_per_module))
         for r in rs[::step][:calib_per_module]:
             out[f"calib_{r['label']}"] = (module, r["params"])
     return out
@@ -78,14 +78,17 @@ def default_configs(lib_dir: Path) -> dict[str, tuple[str, dict]]:
     return out
 
 
-def synth_all(lib_dir: Path, data_dir: Path, cfgs: dict[str, tuple[str, dict]]) -> dict[str, dict]:
-    """One Yosys run per configuration set (design -reset between), in a folder holding the
-    library files and the memory files."""
+def synth_all(lib_dir: Path, data_dir: Path, cfgs: dict[str, tuple[str, dict]], reuse: bool = False) -> dict[str, dict]:
+    """One Yosys run for all configurations (design -reset between), in a folder holding the
+    library files and the memory files. ``reuse``: keep the results already in the folder
+    (for the old side, whose files do not change)."""
     for f in data_dir.iterdir():
         (lib_dir / f.name).write_text(f.read_text())
     sources = " ".join(sorted(p.name for p in lib_dir.glob("*.v")))
     lines = []
     for label, (module, params) in cfgs.items():
+        if reuse and (lib_dir / f"stat_{label}.txt").exists() and (lib_dir / f"ltp_{label}.txt").exists():
+            continue
         sets = " ".join(f"-set {k} {json.dumps(v) if isinstance(v, str) else int(v)}" for k, v in params.items())
         lines += ["design -reset", f"read_verilog {sources}", *([f"chparam {sets} {module}"] if sets else []),
                   f"hierarchy -check -top {module}",
@@ -93,8 +96,8 @@ def synth_all(lib_dir: Path, data_dir: Path, cfgs: dict[str, tuple[str, dict]]) 
                   f"tee -q -o stat_{label}.txt stat", f"tee -q -o ltp_{label}.txt ltp -noff t:LUT* w:*"]
     (lib_dir / "all.ys").write_text("\n".join(lines) + "\n")
     proc = subprocess.run(tools.yosys_command() + ["-q", "-l", "yosys.log", "all.ys"], cwd=lib_dir,
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
+                          capture_output=True, text=True) if lines else None
+    if proc is not None and proc.returncode != 0:
         raise SystemExit(f"yosys failed in {lib_dir}: {proc.stderr[-2000:]}")
     out = {}
     for label in cfgs:
@@ -109,8 +112,11 @@ def main() -> int:
     ap.add_argument("--base", default="main")
     ap.add_argument("--out", default="/tmp/rtl_equivalence")
     ap.add_argument("--calib", type=int, default=3, help="calibration rows per module")
-    ap.add_argument("--only", default="", help="regex on the configuration labels")
+    ap.add_argument("--only", default="", help="regex on '<label> <module>' of the configurations")
     ap.add_argument("--reuse-old", action="store_true", help="reuse OUT/old.json")
+    ap.add_argument("--old-json", default="", help="the old side's results from another run's old.json")
+    ap.add_argument("--new-only", action="store_true", help="synthesize the working tree only (OUT/new.json)")
+    ap.add_argument("--old-only", action="store_true", help="synthesize the base revision only (OUT/old.json)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -124,19 +130,29 @@ def main() -> int:
     new_library(new_dir)
     cfgs.update(default_configs(old_dir))
     if args.only:
-        cfgs = {k: v for k, v in cfgs.items() if re.search(args.only, k)}
-    old_json = out / "old.json"
-    if args.reuse_old and old_json.exists():
+        cfgs = {k: v for k, v in cfgs.items() if re.search(args.only, f"{k} {v[0]}")}
+    old_json = Path(args.old_json) if args.old_json else out / "old.json"
+    new_json = out / "new.json"
+    if args.old_only:
+        old_json.write_text(json.dumps(synth_all(old_dir, data, cfgs, reuse=True), indent=1))
+        return 0
+    if args.new_only:
+        new_json.write_text(json.dumps(synth_all(new_dir, data, cfgs), indent=1))
+        return 0
+    if (args.reuse_old or args.old_json) and old_json.exists():
         old = json.loads(old_json.read_text())
     else:
-        old = synth_all(old_dir, data, cfgs)
+        old = synth_all(old_dir, data, cfgs, reuse=True)
         old_json.write_text(json.dumps(old, indent=1))
-    new = synth_all(new_dir, data, {k: v for k, v in cfgs.items() if k in old})
-    (out / "new.json").write_text(json.dumps(new, indent=1))
+    if args.reuse_old and new_json.exists():
+        new = json.loads(new_json.read_text())
+    else:
+        new = synth_all(new_dir, data, {k: v for k, v in cfgs.items() if k in old})
+        new_json.write_text(json.dumps(new, indent=1))
     bad = 0
     print(f"{'configuration':48s} {'module':24s} " + " ".join(f"{k:>13s}" for k in KEYS) + "  same")
     for label in cfgs:
-        if label not in old:
+        if label not in old or label not in new:
             continue
         a, b = old[label], new[label]
         same = all(a[k] == b[k] for k in KEYS if k != "lut_levels") and b["lut_levels"] <= a["lut_levels"]
