@@ -26,6 +26,8 @@ module global_acc_pool #(
     wire advance;
     wire in_fire = s_axis_tvalid && advance;
     assign s_axis_tready = advance;
+
+    // the channel fold of the beat, and the pixel (advancing after its last fold)
     wrap_counter #(.N(CF)) cf_count (.clk(clk), .rst_n(rst_n), .en(in_fire), .count(cf), .last(cf_last));
     wrap_counter #(.N(PIXELS)) pixel_count (.clk(clk), .rst_n(rst_n), .en(in_fire && cf_last), .count(pixel), .last(pixel_last));
 
