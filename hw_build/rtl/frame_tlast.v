@@ -18,12 +18,18 @@ module frame_tlast #(
     input  wire out_fire,     // an output beat (one per frame) is accepted
     output wire out_tlast     // tlast for that output beat
 );
-    wire [`CLOG2_1(WORDS_PER_FRAME)-1:0] word;
-    wire last_word;
-    wire frame_end = in_fire && last_word;
+    localparam WW = `CLOG2_1(WORDS_PER_FRAME);
+    localparam integer LAST_WORD_I = WORDS_PER_FRAME - 1;
+    localparam [WW-1:0] LAST_WORD = LAST_WORD_I[WW-1:0];
+
+    reg [WW-1:0] word;
+    wire frame_end = in_fire && (word == LAST_WORD);
     wire flag_valid;
 
-    wrap_counter #(.N(WORDS_PER_FRAME)) word_count (.clk(clk), .rst_n(rst_n), .en(in_fire), .count(word), .last(last_word));
+    always @(posedge clk) begin
+        if (!rst_n) word <= {WW{1'b0}};
+        else if (in_fire) word <= (word == LAST_WORD) ? {WW{1'b0}} : word + 1'b1;
+    end
 
     fifo #(.WIDTH(1), .DEPTH(DEPTH)) flags (
         .clk(clk), .rst_n(rst_n),
@@ -31,9 +37,8 @@ module frame_tlast #(
         .m_axis_tdata(out_tlast), .m_axis_tvalid(flag_valid), .m_axis_tready(out_fire)
     );
 
-    // the label of a frame never comes before its last input word, so a flag is always
-    // there; of the word count only its end matters
-    wire unused = &{1'b0, flag_valid, word};
+    // the label of a frame never comes before its last input word, so a flag is always there
+    wire unused = &{1'b0, flag_valid};
 endmodule
 
 `default_nettype wire

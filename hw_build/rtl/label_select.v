@@ -23,16 +23,21 @@ module label_select #(
     localparam FOLDS = C / PE;
     localparam FW    = `CLOG2_1(FOLDS);
     localparam ABW   = PE * (A_BITS + B_BITS);
-    localparam integer PE_I = PE;
-    localparam [OUT_BITS-1:0] PE_O = PE_I[OUT_BITS-1:0];
+    localparam integer LAST_FOLD_I = FOLDS - 1;
+    localparam integer PE_I        = PE;
+    localparam [FW-1:0]       LAST_FOLD = LAST_FOLD_I[FW-1:0];
+    localparam [OUT_BITS-1:0] PE_O      = PE_I[OUT_BITS-1:0];
 
-    wire advance;
+    reg                 out_valid;
+    reg [OUT_BITS-1:0]  out_data;
+    wire advance = !out_valid || m_axis_tready;
     wire in_fire = s_axis_tvalid && advance;
     assign s_axis_tready = advance;
+    assign m_axis_tvalid = out_valid;
+    assign m_axis_tdata  = out_data;
 
     // ------------------------------------------------------------ stage 1: beat + ROM word
-    wire [FW-1:0]        fold;
-    wire                 fold_last;
+    reg [FW-1:0]         fold;
     reg [OUT_BITS-1:0]   base;        // index of lane 0 of the accepted beat (fold*PE)
     reg                  v1, last1;
     reg [OUT_BITS-1:0]   base1;
@@ -53,7 +58,7 @@ module label_select #(
         if (advance) begin
             x1    <= s_axis_tdata;
             base1 <= base;
-            last1 <= fold_last;
+            last1 <= (fold == LAST_FOLD);
         end
     end
 
@@ -114,26 +119,24 @@ module label_select #(
                 best_idx <= beat_idx;
             end
         end
+        if (advance) out_data <= take ? beat_idx : best_idx;
     end
-
-    // the frame's label leaves with its last beat
-    axis_output_reg #(.WIDTH(OUT_BITS)) out_reg (
-        .clk(clk), .rst_n(rst_n), .in_valid(v2 && last2), .in_data(take ? beat_idx : best_idx), .advance(advance),
-        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready)
-    );
-
-    wrap_counter #(.N(FOLDS)) fold_count (.clk(clk), .rst_n(rst_n), .en(in_fire), .count(fold), .last(fold_last));
-    wire unused_fold = &{1'b0, fold};   // only the affine ROM reads it
 
     always @(posedge clk) begin
         if (!rst_n) begin
-            base <= {OUT_BITS{1'b0}};
-            v1   <= 1'b0;
-            v2   <= 1'b0;
+            fold      <= {FW{1'b0}};
+            base      <= {OUT_BITS{1'b0}};
+            v1        <= 1'b0;
+            v2        <= 1'b0;
+            out_valid <= 1'b0;
         end else if (advance) begin
-            v1 <= in_fire;
-            v2 <= v1;
-            if (in_fire) base <= fold_last ? {OUT_BITS{1'b0}} : base + PE_O;
+            v1        <= in_fire;
+            v2        <= v1;
+            out_valid <= v2 && last2;
+            if (in_fire) begin
+                fold <= (fold == LAST_FOLD) ? {FW{1'b0}} : fold + 1'b1;
+                base <= (fold == LAST_FOLD) ? {OUT_BITS{1'b0}} : base + PE_O;
+            end
         end
     end
 endmodule

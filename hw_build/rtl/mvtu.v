@@ -65,7 +65,9 @@ module mvtu #(
     localparam [AW-1:0] LAST_ADDR = LAST_ADDR_I[AW-1:0];
 
     // ---------------------------------------------------------------- control
-    wire advance;   // the output register is free: every stage moves on (axis_output_reg below)
+    reg                   out_valid;
+    reg [PE*OUT_BITS-1:0] out_data;
+    wire advance = !out_valid || m_axis_tready;
 
     reg [SW-1:0] sf;
     reg [NW-1:0] nf;
@@ -73,6 +75,9 @@ module mvtu #(
     wire         vector_ready;    // the input words of the current fold are there
     wire         vector_done = (sf == LAST_SF) && (nf == LAST_NF);
     wire         issue       = advance && vector_ready;
+
+    assign m_axis_tvalid = out_valid;
+    assign m_axis_tdata  = out_data;
 
     always @(posedge clk) begin
         if (!rst_n) begin
@@ -421,18 +426,19 @@ module mvtu #(
         end
     endgenerate
 
-    axis_output_reg #(.WIDTH(PE*OUT_BITS)) out_reg (
-        .clk(clk), .rst_n(rst_n), .in_valid(acc_valid), .in_data(result), .advance(advance),
-        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready)
-    );
+    always @(posedge clk) begin
+        if (advance) out_data <= result;
+    end
 
     always @(posedge clk) begin
         if (!rst_n) begin
             a_valid   <= 1'b0;
             acc_valid <= 1'b0;
+            out_valid <= 1'b0;
         end else if (advance) begin
             a_valid   <= issue;
             acc_valid <= c_valid && c_last;
+            out_valid <= acc_valid;
         end
     end
 endmodule

@@ -51,10 +51,14 @@ module pool #(
     reg [YW-1:0]  y;
     reg [KW-1:0]  kx, ky;
     reg [AW-1:0]  col_base;           // (x / K) * CF
+    reg           out_valid;
+    reg [WORD-1:0] out_data;
 
-    wire advance;
+    wire advance = !out_valid || m_axis_tready;
     wire in_fire = s_axis_tvalid && advance;
     assign s_axis_tready = advance;
+    assign m_axis_tvalid = out_valid;
+    assign m_axis_tdata  = out_data;
 
     wire [31:0]   cf_32  = {{(32-CFW){1'b0}}, cf};
     wire [AW-1:0] addr   = col_base + cf_32[AW-1:0];
@@ -87,23 +91,20 @@ module pool #(
 
     always @(posedge clk) begin
         if (in_fire && in_window) partial[addr] <= combined;
+        if (advance) out_data <= combined;
     end
-
-    // the K*K-th input of a window is its output beat
-    axis_output_reg #(.WIDTH(WORD)) out_reg (
-        .clk(clk), .rst_n(rst_n), .in_valid(in_fire && in_window && last), .in_data(combined), .advance(advance),
-        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready)
-    );
 
     always @(posedge clk) begin
         if (!rst_n) begin
-            cf       <= {CFW{1'b0}};
-            x        <= {XW{1'b0}};
-            y        <= {YW{1'b0}};
-            kx       <= {KW{1'b0}};
-            ky       <= {KW{1'b0}};
-            col_base <= {AW{1'b0}};
+            cf        <= {CFW{1'b0}};
+            x         <= {XW{1'b0}};
+            y         <= {YW{1'b0}};
+            kx        <= {KW{1'b0}};
+            ky        <= {KW{1'b0}};
+            col_base  <= {AW{1'b0}};
+            out_valid <= 1'b0;
         end else begin
+            if (advance) out_valid <= in_fire && in_window && last;
             if (in_fire) begin
                 cf <= (cf == LAST_CF) ? {CFW{1'b0}} : cf + 1'b1;
                 if (cf == LAST_CF) begin

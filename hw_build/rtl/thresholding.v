@@ -37,25 +37,26 @@ module thresholding #(
     localparam FOLDS  = C / PE;
     localparam FW     = `CLOG2_1(FOLDS);
     localparam LEVELS = $clog2(NUM_THRESH + 1);
+    localparam integer LAST_FOLD_I = FOLDS - 1;
+    localparam [FW-1:0] LAST_FOLD = LAST_FOLD_I[FW-1:0];
 
-    wire [FW-1:0]          fold;
-    wire                   fold_last;
-    wire [PE*OUT_BITS-1:0] result;         // the last stage's levels (either implementation)
-    wire                   result_valid;
+    reg [FW-1:0]          fold;
+    reg [PE*OUT_BITS-1:0] out_data;
+    reg                   out_valid;
 
-    wire advance;
+    wire advance = !out_valid || m_axis_tready;
     wire in_fire = s_axis_tvalid && advance;
 
     assign s_axis_tready = advance;
-    axis_output_reg #(.WIDTH(PE*OUT_BITS)) out_reg (
-        .clk(clk), .rst_n(rst_n), .in_valid(result_valid), .in_data(result), .advance(advance),
-        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready)
-    );
+    assign m_axis_tvalid = out_valid;
+    assign m_axis_tdata  = out_data;
 
     `EXTEND_FUNCTION(widen, IN_BITS, T_BITS, IN_SIGNED)
 
-    wrap_counter #(.N(FOLDS)) fold_count (.clk(clk), .rst_n(rst_n), .en(in_fire), .count(fold), .last(fold_last));
-    wire unused_fold = &{1'b0, fold_last};
+    always @(posedge clk) begin
+        if (!rst_n) fold <= {FW{1'b0}};
+        else if (in_fire) fold <= (fold == LAST_FOLD) ? {FW{1'b0}} : fold + 1'b1;
+    end
 
     genvar p, k;
     generate
@@ -83,15 +84,20 @@ module thresholding #(
                 );
             end
 
-            assign result       = level;
-            assign result_valid = x_valid;
-
             always @(posedge clk) begin
-                if (advance) x_q <= s_axis_tdata;
+                if (advance) begin
+                    x_q      <= s_axis_tdata;
+                    out_data <= level;
+                end
             end
             always @(posedge clk) begin
-                if (!rst_n) x_valid <= 1'b0;
-                else if (advance) x_valid <= in_fire;
+                if (!rst_n) begin
+                    x_valid   <= 1'b0;
+                    out_valid <= 1'b0;
+                end else if (advance) begin
+                    x_valid   <= in_fire;
+                    out_valid <= x_valid;
+                end
             end
         end else begin : g_search
             localparam XW = PE * IN_BITS;
@@ -157,18 +163,19 @@ module thresholding #(
                         fold_all[q*FW +: FW]   <= fold_all[(q-1)*FW +: FW];
                         prefix_all[q*PW +: PW] <= next_all[(q-1)*PW +: PW];
                     end
+                    out_data <= level;
                 end
             end
             always @(posedge clk) begin
                 if (!rst_n) begin
                     valid_all <= {LEVELS{1'b0}};
+                    out_valid <= 1'b0;
                 end else if (advance) begin
                     valid_all[0] <= in_fire;
                     for (q = 1; q < LEVELS; q = q + 1) valid_all[q] <= valid_all[q-1];
+                    out_valid <= valid_all[LEVELS-1];
                 end
             end
-            assign result       = level;
-            assign result_valid = valid_all[LEVELS-1];
         end
     endgenerate
 endmodule
