@@ -11,9 +11,13 @@
 `include "common.vh"
 
 module label_select #(
-    parameter C           = 10, parameter PE = 1,
-    parameter IN_BITS     = 8,  parameter IN_SIGNED = 1,
-    parameter AFFINE      = 0,  parameter A_BITS = 2, parameter B_BITS = 2,   // score = A*x + B
+    parameter C           = 10,
+    parameter PE          = 1,
+    parameter IN_BITS     = 8,
+    parameter IN_SIGNED   = 1,
+    parameter AFFINE      = 0,
+    parameter A_BITS      = 2,
+    parameter B_BITS      = 2,
     parameter SCORE_BITS  = 9,
     parameter OUT_BITS    = 4,
     parameter AFFINE_FILE = ""
@@ -63,9 +67,29 @@ module label_select #(
     end
 
     // ------------------------------------------------------------ stage 2: scores
-    `EXTEND_FUNCTION(widen_x, IN_BITS, SCORE_BITS, IN_SIGNED)
-    `EXTEND_FUNCTION(widen_a, A_BITS, SCORE_BITS, 1)
-    `EXTEND_FUNCTION(widen_b, B_BITS, SCORE_BITS, 1)
+    function [SCORE_BITS-1:0] widen_x;
+        input [IN_BITS-1:0] v;
+        begin
+            widen_x = {SCORE_BITS{IN_SIGNED != 0 && v[IN_BITS-1]}};
+            widen_x[IN_BITS-1:0] = v;
+        end
+    endfunction
+
+    function [SCORE_BITS-1:0] widen_a;
+        input [A_BITS-1:0] v;
+        begin
+            widen_a = {SCORE_BITS{v[A_BITS-1]}};
+            widen_a[A_BITS-1:0] = v;
+        end
+    endfunction
+
+    function [SCORE_BITS-1:0] widen_b;
+        input [B_BITS-1:0] v;
+        begin
+            widen_b = {SCORE_BITS{v[B_BITS-1]}};
+            widen_b[B_BITS-1:0] = v;
+        end
+    endfunction
 
     reg [PE*SCORE_BITS-1:0] scores;
     integer p;
