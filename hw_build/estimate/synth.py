@@ -35,7 +35,7 @@ from pathlib import Path
 from hw_build.cache import file_sha256, key_lock, read_json_entry, write_json_entry
 from hw_build.distributed import cluster_address, cluster_cpus, session
 from hw_build.errors import BuildError
-from hw_build.rtl import module_closure, tools
+from hw_build.rtl import library_includes, module_closure, tools
 
 log = logging.getLogger("hw_build")
 
@@ -142,8 +142,10 @@ def design_instances(rtl_dir: Path) -> list[Instance]:
 
 
 def module_sources(module: str, rtl_dir: Path) -> list[Path]:
-    """The Verilog files of ``module`` and the modules it instantiates, from ``rtl_dir``."""
-    files = [Path(rtl_dir) / f"{m}.v" for m in module_closure([module])]
+    """The Verilog files of ``module`` and the modules it instantiates, and the library's
+    include files they read, from ``rtl_dir`` (all part of the job's cache key)."""
+    files = [Path(rtl_dir) / inc.name for inc in library_includes()]
+    files += [Path(rtl_dir) / f"{m}.v" for m in module_closure([module])]
     missing = [f.name for f in files if not f.exists()]
     if missing:
         raise BuildError(f"Verilog sources {missing} of module {module} are missing from {rtl_dir}")

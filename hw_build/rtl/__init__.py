@@ -8,7 +8,8 @@ code generator, Verilator simulation, lint and Yosys synthesis helpers.
 - :mod:`hw_build.rtl.verilog`  instance and stream-wire text in the library's port conventions
 
 A module's parameters and the library modules it instantiates are read from its Verilog
-(:func:`module_parameters`, :func:`module_dependencies`).
+(:func:`module_parameters`, :func:`module_dependencies`). The modules share text macros
+from the include files (:func:`library_includes`), which travel with every module.
 """
 
 from __future__ import annotations
@@ -23,6 +24,18 @@ LIBRARY_DIR = Path(__file__).resolve().parent
 def library_files() -> dict[str, Path]:
     """Module name -> Verilog file of every library module."""
     return {p.stem: p for p in sorted(LIBRARY_DIR.glob("*.v"))}
+
+
+def library_includes() -> list[Path]:
+    """The library's include files (``*.vh``: the text macros its modules share). Every set
+    of library sources handed to a tool, copied or hashed carries them too; the tools find
+    them by name next to the modules (``-I`` of their folder, or the working directory)."""
+    return sorted(LIBRARY_DIR.glob("*.vh"))
+
+
+def is_include(path: str | Path) -> bool:
+    """An include file: present next to the sources, but not itself a compilation unit."""
+    return Path(path).suffix == ".vh"
 
 
 def _module_text(module: str) -> str:
@@ -58,3 +71,10 @@ def module_closure(modules: list[str] | set[str] | tuple[str, ...]) -> list[str]
             done.add(m)
             todo.extend(module_dependencies(m))
     return sorted(done)
+
+
+def library_sources(modules: list[str] | set[str] | tuple[str, ...]) -> list[Path]:
+    """The files ``modules`` need: the include files, then the Verilog of every module in
+    their :func:`module_closure`."""
+    lib = library_files()
+    return library_includes() + [lib[m] for m in module_closure(modules)]

@@ -4,56 +4,30 @@
 // A beat is taken from both inputs in the same cycle; the output register frees itself
 // every cycle it is read, so the layer passes one beat per cycle.
 `default_nettype none
+`include "common.vh"
 
 module add_streams #(
     parameter PE       = 1,
-    parameter A_BITS   = 4,
-    parameter A_SIGNED = 0,
-    parameter B_BITS   = 4,
-    parameter B_SIGNED = 0,
+    parameter A_BITS   = 4, parameter A_SIGNED = 0,   // operand a (input 0)
+    parameter B_BITS   = 4, parameter B_SIGNED = 0,   // operand b (input 1)
     parameter OUT_BITS = 5
 ) (
-    input  wire                   clk,
-    input  wire                   rst_n,
-    input  wire [PE*A_BITS-1:0]   s0_axis_tdata,
-    input  wire                   s0_axis_tvalid,
-    output wire                   s0_axis_tready,
-    input  wire [PE*B_BITS-1:0]   s1_axis_tdata,
-    input  wire                   s1_axis_tvalid,
-    output wire                   s1_axis_tready,
-    output wire [PE*OUT_BITS-1:0] m_axis_tdata,
-    output wire                   m_axis_tvalid,
-    input  wire                   m_axis_tready
+    `CLK_RST_PORTS,
+    `AXIS_SINK_PAIR(PE*A_BITS, PE*B_BITS),
+    `AXIS_SOURCE(PE*OUT_BITS)
 );
     // wide enough for both operands and the result, so the low OUT_BITS of the sum are exact
     localparam MAXAB = (A_BITS > B_BITS) ? A_BITS : B_BITS;
     localparam SUM   = (MAXAB > OUT_BITS) ? MAXAB : OUT_BITS;
 
-    reg                   out_valid;
-    reg [PE*OUT_BITS-1:0] out_data;
-    wire advance = !out_valid || m_axis_tready;
-    wire fire    = advance && s0_axis_tvalid && s1_axis_tvalid;
+    wire advance;
+    wire fire = advance && s0_axis_tvalid && s1_axis_tvalid;
 
     assign s0_axis_tready = advance && s1_axis_tvalid;
     assign s1_axis_tready = advance && s0_axis_tvalid;
-    assign m_axis_tvalid  = out_valid;
-    assign m_axis_tdata   = out_data;
 
-    function [SUM-1:0] widen_a;
-        input [A_BITS-1:0] v;
-        begin
-            widen_a = {SUM{A_SIGNED != 0 && v[A_BITS-1]}};
-            widen_a[A_BITS-1:0] = v;
-        end
-    endfunction
-
-    function [SUM-1:0] widen_b;
-        input [B_BITS-1:0] v;
-        begin
-            widen_b = {SUM{B_SIGNED != 0 && v[B_BITS-1]}};
-            widen_b[B_BITS-1:0] = v;
-        end
-    endfunction
+    `EXTEND_FUNCTION(widen_a, A_BITS, SUM, A_SIGNED)
+    `EXTEND_FUNCTION(widen_b, B_BITS, SUM, B_SIGNED)
 
     reg [PE*OUT_BITS-1:0] sum;
     reg [SUM-1:0]         lane;
@@ -65,14 +39,10 @@ module add_streams #(
         end
     end
 
-    always @(posedge clk) begin
-        if (advance) out_data <= sum;
-    end
-
-    always @(posedge clk) begin
-        if (!rst_n) out_valid <= 1'b0;
-        else if (advance) out_valid <= fire;
-    end
+    axis_output_reg #(.WIDTH(PE*OUT_BITS)) out_reg (
+        .clk(clk), .rst_n(rst_n), .in_valid(fire), .in_data(sum), .advance(advance),
+        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready)
+    );
 
     // bits of an operand above OUT_BITS cannot change the low OUT_BITS of the sum
     wire unused = &{1'b0, lane};

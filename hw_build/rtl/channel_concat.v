@@ -6,32 +6,23 @@
 // (back-pressure never loses or repeats a beat). Not registered (one beat per cycle, no
 // latency): the FIFOs the generator puts on every edge keep the combinational paths short.
 `default_nettype none
+`include "common.vh"
 
 module channel_concat #(
     parameter WIDTH  = 8,
-    parameter BEATS0 = 1,
-    parameter BEATS1 = 1
+    parameter BEATS0 = 1, parameter BEATS1 = 1    // beats of a pixel from input 0, then input 1
 ) (
-    input  wire             clk,
-    input  wire             rst_n,
-    input  wire [WIDTH-1:0] s0_axis_tdata,
-    input  wire             s0_axis_tvalid,
-    output wire             s0_axis_tready,
-    input  wire [WIDTH-1:0] s1_axis_tdata,
-    input  wire             s1_axis_tvalid,
-    output wire             s1_axis_tready,
-    output wire [WIDTH-1:0] m_axis_tdata,
-    output wire             m_axis_tvalid,
-    input  wire             m_axis_tready
+    `CLK_RST_PORTS,
+    `AXIS_SINK_PAIR(WIDTH, WIDTH),
+    `AXIS_SOURCE(WIDTH)
 );
     localparam BEATS = BEATS0 + BEATS1;
-    localparam CW = (BEATS > 1) ? $clog2(BEATS) : 1;
-    localparam integer LAST_I  = BEATS - 1;
+    localparam CW = `CLOG2_1(BEATS);
     localparam integer FIRST1_I = BEATS0;
-    localparam [CW-1:0] LAST   = LAST_I[CW-1:0];
     localparam [CW-1:0] FIRST1 = FIRST1_I[CW-1:0];
 
-    reg  [CW-1:0] beat;  // output beat within the current pixel
+    wire [CW-1:0] beat;  // output beat within the current pixel
+    wire          beat_last;
     wire          from1 = (beat >= FIRST1);
 
     assign m_axis_tdata   = from1 ? s1_axis_tdata : s0_axis_tdata;
@@ -39,10 +30,9 @@ module channel_concat #(
     assign s0_axis_tready = !from1 && m_axis_tready;
     assign s1_axis_tready = from1 && m_axis_tready;
 
-    always @(posedge clk) begin
-        if (!rst_n) beat <= {CW{1'b0}};
-        else if (m_axis_tvalid && m_axis_tready) beat <= (beat == LAST) ? {CW{1'b0}} : beat + 1'b1;
-    end
+    wrap_counter #(.N(BEATS)) beat_count (.clk(clk), .rst_n(rst_n), .en(m_axis_tvalid && m_axis_tready), .count(beat), .last(beat_last));
+
+    wire unused = &{1'b0, beat_last};
 endmodule
 
 `default_nettype wire

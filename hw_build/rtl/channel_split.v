@@ -8,30 +8,25 @@
 // Not registered (one beat per cycle, no latency): the FIFOs the generator puts on every
 // edge keep the combinational ready path short.
 `default_nettype none
+`include "common.vh"
 
 module channel_split #(
     parameter WIDTH       = 8,
-    parameter NUM_OUTPUTS = 2,
-    parameter GROUP_BEATS = 1
+    parameter NUM_OUTPUTS = 2, parameter GROUP_BEATS = 1    // a pixel: NUM_OUTPUTS groups of GROUP_BEATS beats
 ) (
-    input  wire                         clk,
-    input  wire                         rst_n,
-    input  wire [WIDTH-1:0]             s_axis_tdata,
-    input  wire                         s_axis_tvalid,
-    output wire                         s_axis_tready,
-    output wire [NUM_OUTPUTS*WIDTH-1:0] m_axis_tdata,
-    output wire [NUM_OUTPUTS-1:0]       m_axis_tvalid,
-    input  wire [NUM_OUTPUTS-1:0]       m_axis_tready
+    `CLK_RST_PORTS,
+    `AXIS_SINK(WIDTH),
+    `AXIS_SOURCES(NUM_OUTPUTS, WIDTH)
 );
-    localparam BW = (GROUP_BEATS > 1) ? $clog2(GROUP_BEATS) : 1;
-    localparam GW = (NUM_OUTPUTS > 1) ? $clog2(NUM_OUTPUTS) : 1;
-    localparam integer LAST_BEAT_I  = GROUP_BEATS - 1;
-    localparam integer LAST_GROUP_I = NUM_OUTPUTS - 1;
-    localparam [BW-1:0] LAST_BEAT  = LAST_BEAT_I[BW-1:0];
-    localparam [GW-1:0] LAST_GROUP = LAST_GROUP_I[GW-1:0];
+    localparam BW = `CLOG2_1(GROUP_BEATS);
+    localparam GW = `CLOG2_1(NUM_OUTPUTS);
 
-    reg [BW-1:0] beat;   // beat within the current group of the current pixel
-    reg [GW-1:0] group;  // the group (output) the next input beat belongs to
+    wire [BW-1:0] beat;   // beat within the current group of the current pixel
+    wire [GW-1:0] group;  // the group (output) the next input beat belongs to
+    wire          beat_last, group_last;
+    wire          fire = s_axis_tvalid && s_axis_tready;
+    wrap_counter #(.N(GROUP_BEATS)) beat_count (.clk(clk), .rst_n(rst_n), .en(fire), .count(beat), .last(beat_last));
+    wrap_counter #(.N(NUM_OUTPUTS)) group_count (.clk(clk), .rst_n(rst_n), .en(fire && beat_last), .count(group), .last(group_last));
 
     // one-hot select of the current group's output
     reg [NUM_OUTPUTS-1:0] select;
@@ -45,15 +40,8 @@ module channel_split #(
     assign m_axis_tvalid = select & {NUM_OUTPUTS{s_axis_tvalid}};
     assign s_axis_tready = |(select & m_axis_tready);
 
-    always @(posedge clk) begin
-        if (!rst_n) begin
-            beat  <= {BW{1'b0}};
-            group <= {GW{1'b0}};
-        end else if (s_axis_tvalid && s_axis_tready) begin
-            beat <= (beat == LAST_BEAT) ? {BW{1'b0}} : beat + 1'b1;
-            if (beat == LAST_BEAT) group <= (group == LAST_GROUP) ? {GW{1'b0}} : group + 1'b1;
-        end
-    end
+    // the counters' own wrap-around is all that uses beat and the last group
+    wire unused = &{1'b0, beat, group_last};
 endmodule
 
 `default_nettype wire

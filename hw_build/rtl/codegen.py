@@ -23,7 +23,7 @@ from qonnx.custom_op.registry import getCustomOp
 from deploy.interface import label_stream_bits
 from hw_build.errors import BuildError
 from hw_build.ops.base import DOMAIN, HWLayer, tensor_dtype
-from hw_build.rtl import library_files, module_closure
+from hw_build.rtl import library_files, library_includes, module_closure
 from hw_build.rtl.encoding import verilog_name
 from hw_build.rtl.verilog import stream_instance, stream_wires
 
@@ -168,7 +168,10 @@ def copy_library(modules: set[str], out_dir: Path) -> list[str]:
         raise BuildError(f"no Verilog module {missing[0]!r} in the RTL library ({sorted(lib)})")
     for m in needed:
         shutil.copyfile(lib[m], out_dir / f"{m}.v")
-    return [f"{m}.v" for m in needed]
+    # the modules `include these by name: the folder stays self-contained
+    for inc in library_includes():
+        shutil.copyfile(inc, out_dir / inc.name)
+    return [inc.name for inc in library_includes()] + [f"{m}.v" for m in needed]
 
 
 # --------------------------------------------------------------------------- top

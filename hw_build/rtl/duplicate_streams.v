@@ -6,19 +6,14 @@
 // not registered (one beat per cycle, no latency): the FIFOs the generator puts on
 // every edge keep the combinational ready path short.
 `default_nettype none
+`include "common.vh"
 
 module duplicate_streams #(
-    parameter WIDTH       = 8,
-    parameter NUM_OUTPUTS = 2
+    parameter WIDTH = 8, parameter NUM_OUTPUTS = 2
 ) (
-    input  wire                         clk,
-    input  wire                         rst_n,
-    input  wire [WIDTH-1:0]             s_axis_tdata,
-    input  wire                         s_axis_tvalid,
-    output wire                         s_axis_tready,
-    output wire [NUM_OUTPUTS*WIDTH-1:0] m_axis_tdata,
-    output wire [NUM_OUTPUTS-1:0]       m_axis_tvalid,
-    input  wire [NUM_OUTPUTS-1:0]       m_axis_tready
+    `CLK_RST_PORTS,
+    `AXIS_SINK(WIDTH),
+    `AXIS_SOURCES(NUM_OUTPUTS, WIDTH)
 );
     reg  [NUM_OUTPUTS-1:0] sent;
     wire [NUM_OUTPUTS-1:0] taken = sent | (m_axis_tvalid & m_axis_tready);

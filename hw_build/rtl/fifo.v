@@ -17,21 +17,14 @@
 // passes one beat per cycle; DEPTH = 1 halves the throughput (no simultaneous push
 // into a full FIFO) and is only meant for flag queues.
 `default_nettype none
+`include "common.vh"
 
 module fifo #(
-    parameter WIDTH = 8,
-    parameter DEPTH = 2
+    parameter WIDTH = 8, parameter DEPTH = 2
 ) (
-    input  wire             clk,
-    input  wire             rst_n,
-    input  wire [WIDTH-1:0] s_axis_tdata,
-    input  wire             s_axis_tvalid,
-    output wire             s_axis_tready,
-    output wire [WIDTH-1:0] m_axis_tdata,
-    output wire             m_axis_tvalid,
-    input  wire             m_axis_tready
+    `AXIS_PORTS(WIDTH, WIDTH)
 );
-    localparam AW = (DEPTH > 1) ? $clog2(DEPTH) : 1;
+    localparam AW = `CLOG2_1(DEPTH);
     localparam CW = $clog2(DEPTH + 1);
     localparam integer LAST_ADDR_I = DEPTH - 1;
     localparam [AW-1:0] LAST_ADDR = LAST_ADDR_I[AW-1:0];

@@ -5,20 +5,20 @@
 // The input side only watches the handshake (in_fire); in_ready drops when the flag
 // queue is full (DEPTH frames in flight), which stalls the input instead of losing a flag.
 `default_nettype none
+`include "common.vh"
 
 module frame_tlast #(
     parameter WORDS_PER_FRAME = 4,
-    parameter DEPTH           = 32
+    parameter DEPTH           = 32    // frames in flight (flag queue entries)
 ) (
-    input  wire clk,
-    input  wire rst_n,
+    `CLK_RST_PORTS,
     input  wire in_fire,      // an input word is accepted
     input  wire in_tlast,     // its tlast
     output wire in_ready,     // room for one more frame's flag
     input  wire out_fire,     // an output beat (one per frame) is accepted
     output wire out_tlast     // tlast for that output beat
 );
-    localparam WW = (WORDS_PER_FRAME > 1) ? $clog2(WORDS_PER_FRAME) : 1;
+    localparam WW = `CLOG2_1(WORDS_PER_FRAME);
     localparam integer LAST_WORD_I = WORDS_PER_FRAME - 1;
     localparam [WW-1:0] LAST_WORD = LAST_WORD_I[WW-1:0];
 

@@ -4,52 +4,34 @@
 // updated as each pixel passes; during the last pixel the final sums leave as output
 // beats, so the layer takes one input beat per cycle and needs no extra pass.
 `default_nettype none
+`include "common.vh"
 
 module global_acc_pool #(
-    parameter PIXELS   = 4,
-    parameter C        = 2,
-    parameter PE       = 1,
-    parameter IN_BITS  = 4,
-    parameter SIGNED   = 0,
+    parameter PIXELS   = 4, parameter C = 2, parameter PE = 1,
+    parameter IN_BITS  = 4, parameter SIGNED = 0,
     parameter OUT_BITS = 8
 ) (
-    input  wire                   clk,
-    input  wire                   rst_n,
-    input  wire [PE*IN_BITS-1:0]  s_axis_tdata,
-    input  wire                   s_axis_tvalid,
-    output wire                   s_axis_tready,
-    output wire [PE*OUT_BITS-1:0] m_axis_tdata,
-    output wire                   m_axis_tvalid,
-    input  wire                   m_axis_tready
+    `AXIS_PORTS(PE*IN_BITS, PE*OUT_BITS)
 );
     localparam CF   = C / PE;
     localparam WORD = PE * OUT_BITS;
-    localparam CFW  = (CF > 1) ? $clog2(CF) : 1;
-    localparam PXW  = (PIXELS > 1) ? $clog2(PIXELS) : 1;
-    localparam integer LAST_CF_I = CF - 1;
-    localparam integer LAST_PX_I = PIXELS - 1;
-    localparam [CFW-1:0] LAST_CF = LAST_CF_I[CFW-1:0];
-    localparam [PXW-1:0] LAST_PX = LAST_PX_I[PXW-1:0];
+    localparam CFW  = `CLOG2_1(CF);
+    localparam PXW  = `CLOG2_1(PIXELS);
 
-    reg [WORD-1:0] sums [0:CF-1];
-    reg [CFW-1:0]  cf;
-    reg [PXW-1:0]  pixel;
-    reg            out_valid;
-    reg [WORD-1:0] out_data;
+    reg  [WORD-1:0] sums [0:CF-1];
+    wire [CFW-1:0]  cf;
+    wire [PXW-1:0]  pixel;
+    wire            cf_last, pixel_last;
 
-    wire advance = !out_valid || m_axis_tready;
+    wire advance;
     wire in_fire = s_axis_tvalid && advance;
     assign s_axis_tready = advance;
-    assign m_axis_tvalid = out_valid;
-    assign m_axis_tdata  = out_data;
 
-    function [OUT_BITS-1:0] widen;
-        input [IN_BITS-1:0] v;
-        begin
-            widen = {OUT_BITS{SIGNED != 0 && v[IN_BITS-1]}};
-            widen[IN_BITS-1:0] = v;
-        end
-    endfunction
+    // the channel fold of the beat, and the pixel (advancing after its last fold)
+    wrap_counter #(.N(CF)) cf_count (.clk(clk), .rst_n(rst_n), .en(in_fire), .count(cf), .last(cf_last));
+    wrap_counter #(.N(PIXELS)) pixel_count (.clk(clk), .rst_n(rst_n), .en(in_fire && cf_last), .count(pixel), .last(pixel_last));
+
+    `EXTEND_FUNCTION(widen, IN_BITS, OUT_BITS, SIGNED)
 
     reg [WORD-1:0] updated;
     reg [WORD-1:0] old_word;
@@ -64,22 +46,13 @@ module global_acc_pool #(
 
     always @(posedge clk) begin
         if (in_fire) sums[cf] <= updated;
-        if (advance) out_data <= updated;
     end
 
-    always @(posedge clk) begin
-        if (!rst_n) begin
-            cf        <= {CFW{1'b0}};
-            pixel     <= {PXW{1'b0}};
-            out_valid <= 1'b0;
-        end else begin
-            if (advance) out_valid <= in_fire && (pixel == LAST_PX);
-            if (in_fire) begin
-                cf <= (cf == LAST_CF) ? {CFW{1'b0}} : cf + 1'b1;
-                if (cf == LAST_CF) pixel <= (pixel == LAST_PX) ? {PXW{1'b0}} : pixel + 1'b1;
-            end
-        end
-    end
+    // the final sums leave with the last pixel
+    axis_output_reg #(.WIDTH(WORD)) out_reg (
+        .clk(clk), .rst_n(rst_n), .in_valid(in_fire && pixel_last), .in_data(updated), .advance(advance),
+        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready)
+    );
 endmodule
 
 `default_nettype wire

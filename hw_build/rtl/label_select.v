@@ -8,6 +8,7 @@
 // maximum. Ties keep the earlier index (strict comparisons, lanes scanned upwards and
 // earlier beats win), like numpy's argmax. One input beat per cycle.
 `default_nettype none
+`include "common.vh"
 
 module label_select #(
     parameter C           = 10,
@@ -21,17 +22,10 @@ module label_select #(
     parameter OUT_BITS    = 4,
     parameter AFFINE_FILE = ""
 ) (
-    input  wire                  clk,
-    input  wire                  rst_n,
-    input  wire [PE*IN_BITS-1:0] s_axis_tdata,
-    input  wire                  s_axis_tvalid,
-    output wire                  s_axis_tready,
-    output wire [OUT_BITS-1:0]   m_axis_tdata,
-    output wire                  m_axis_tvalid,
-    input  wire                  m_axis_tready
+    `AXIS_PORTS(PE*IN_BITS, OUT_BITS)
 );
     localparam FOLDS = C / PE;
-    localparam FW    = (FOLDS > 1) ? $clog2(FOLDS) : 1;
+    localparam FW    = `CLOG2_1(FOLDS);
     localparam ABW   = PE * (A_BITS + B_BITS);
     localparam integer LAST_FOLD_I = FOLDS - 1;
     localparam integer PE_I        = PE;

@@ -26,43 +26,28 @@
 //   acc     accumulate over synapse folds; threshold word read
 //   out     thresholds compared (or accumulator resized), output register
 `default_nettype none
+`include "common.vh"
 
 module mvtu #(
-    parameter MW           = 4,
-    parameter MH           = 4,
-    parameter PE           = 2,
-    parameter SIMD         = 2,
+    parameter MW           = 4, parameter MH = 4,         // matrix: MH rows (outputs) x MW columns
+    parameter PE           = 2, parameter SIMD = 2,       // folding
     parameter BINARY       = 1,
-    parameter IN_BITS      = 1,
-    parameter IN_SIGNED    = 0,
-    parameter IN_BIPOLAR   = 0,
-    parameter W_BITS       = 1,
-    parameter W_SIGNED     = 0,
-    parameter W_BIPOLAR    = 0,
+    parameter IN_BITS      = 1, parameter IN_SIGNED = 0, parameter IN_BIPOLAR = 0,
+    parameter W_BITS       = 1, parameter W_SIGNED  = 0, parameter W_BIPOLAR  = 0,
     parameter ACC_BITS     = 4,
-    parameter NUM_THRESH   = 0,
-    parameter OUT_BITS     = 4,
-    parameter WEIGHTS_FILE = "",
-    parameter THRESH_FILE  = "",
-    parameter WEIGHT_STYLE = "auto",    // rom STYLE: "block", "distributed" or "auto"
-    parameter THRESH_STYLE = "auto",
+    parameter NUM_THRESH   = 0, parameter OUT_BITS = 4,
+    parameter WEIGHTS_FILE = "",     parameter THRESH_FILE  = "",        // ROM contents
+    parameter WEIGHT_STYLE = "auto", parameter THRESH_STYLE = "auto",    // rom STYLE: "block", "distributed" or "auto"
     parameter SUM_GROUP    = 32         // terms (or partial sums) added between two registers
 ) (
-    input  wire                   clk,
-    input  wire                   rst_n,
-    input  wire [SIMD*IN_BITS-1:0] s_axis_tdata,
-    input  wire                   s_axis_tvalid,
-    output wire                   s_axis_tready,
-    output wire [PE*OUT_BITS-1:0] m_axis_tdata,
-    output wire                   m_axis_tvalid,
-    input  wire                   m_axis_tready
+    `AXIS_PORTS(SIMD*IN_BITS, PE*OUT_BITS)
 );
     localparam SF     = MW / SIMD;
     localparam NF     = MH / PE;
     localparam FOLDS  = SF * NF;
-    localparam SW     = (SF > 1) ? $clog2(SF) : 1;
-    localparam NW     = (NF > 1) ? $clog2(NF) : 1;
-    localparam AW     = (FOLDS > 1) ? $clog2(FOLDS) : 1;
+    localparam SW     = `CLOG2_1(SF);
+    localparam NW     = `CLOG2_1(NF);
+    localparam AW     = `CLOG2_1(FOLDS);
     localparam XWORD  = SIMD * IN_BITS;
     localparam WWORD  = PE * SIMD * W_BITS;
     // bits of one term: an xnor bit, or a full product of the decoded operands

@@ -7,37 +7,27 @@
 // read port (LUT RAM) so an input beat is combined with its partial result in the
 // cycle it arrives: one input beat per cycle, whatever C/PE is.
 `default_nettype none
+`include "common.vh"
 
 module pool #(
-    parameter IFM_H    = 4,
-    parameter IFM_W    = 4,
-    parameter C        = 2,
+    parameter IFM_H    = 4, parameter IFM_W = 4, parameter C = 2,
     parameter K        = 2,
     parameter PE       = 1,
-    parameter IN_BITS  = 4,
-    parameter OUT_BITS = 4,
-    parameter SIGNED   = 0,
+    parameter IN_BITS  = 4, parameter OUT_BITS = 4, parameter SIGNED = 0,
     parameter MODE_SUM = 0
 ) (
-    input  wire                   clk,
-    input  wire                   rst_n,
-    input  wire [PE*IN_BITS-1:0]  s_axis_tdata,
-    input  wire                   s_axis_tvalid,
-    output wire                   s_axis_tready,
-    output wire [PE*OUT_BITS-1:0] m_axis_tdata,
-    output wire                   m_axis_tvalid,
-    input  wire                   m_axis_tready
+    `AXIS_PORTS(PE*IN_BITS, PE*OUT_BITS)
 );
     localparam CF    = C / PE;
     localparam OFM_W = IFM_W / K;
     localparam OFM_H = IFM_H / K;
     localparam WORDS = OFM_W * CF;
     localparam WORD  = PE * OUT_BITS;
-    localparam AW    = (WORDS > 1) ? $clog2(WORDS) : 1;
-    localparam CFW   = (CF > 1) ? $clog2(CF) : 1;
-    localparam XW    = (IFM_W > 1) ? $clog2(IFM_W) : 1;
-    localparam YW    = (IFM_H > 1) ? $clog2(IFM_H) : 1;
-    localparam KW    = (K > 1) ? $clog2(K) : 1;
+    localparam AW    = `CLOG2_1(WORDS);
+    localparam CFW   = `CLOG2_1(CF);
+    localparam XW    = `CLOG2_1(IFM_W);
+    localparam YW    = `CLOG2_1(IFM_H);
+    localparam KW    = `CLOG2_1(K);
 
     localparam integer LAST_CF_I = CF - 1;
     localparam integer LAST_X_I  = IFM_W - 1;
@@ -76,13 +66,7 @@ module pool #(
     wire first     = (kx == {KW{1'b0}}) && (ky == {KW{1'b0}});
     wire last      = (kx == LAST_K) && (ky == LAST_K);
 
-    function [OUT_BITS-1:0] widen;
-        input [IN_BITS-1:0] v;
-        begin
-            widen = {OUT_BITS{SIGNED != 0 && v[IN_BITS-1]}};
-            widen[IN_BITS-1:0] = v;
-        end
-    endfunction
+    `EXTEND_FUNCTION(widen, IN_BITS, OUT_BITS, SIGNED)
 
     // combine the incoming beat with the window's partial result
     reg [WORD-1:0]     combined;

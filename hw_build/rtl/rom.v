@@ -3,6 +3,7 @@
 // or LUTs (through rom_style/ram_style attributes); anything else leaves the choice to
 // the tool.
 `default_nettype none
+`include "common.vh"
 
 module rom #(
     parameter WIDTH     = 8,
@@ -12,7 +13,7 @@ module rom #(
 ) (
     input  wire                     clk,
     input  wire                     en,     // read enable (pipeline advance)
-    input  wire [((DEPTH > 1) ? $clog2(DEPTH) : 1)-1:0] addr,
+    input  wire [`CLOG2_1(DEPTH)-1:0] addr,
     output wire [WIDTH-1:0]         data
 );
     // Strings of different lengths compare zero-extended, which is what is meant here.
@@ -21,15 +22,20 @@ module rom #(
     localparam IS_DISTRIBUTED = (STYLE == "distributed");
     /* verilator lint_on WIDTHEXPAND */
 
+    // The branches differ only in the synthesis attributes on `mem` (attributes cannot be
+    // chosen by a parameter); this is their common part: contents and the registered read.
+`define ROM_READ_PORT \
+            reg [WIDTH-1:0] q; \
+            initial begin \
+                if (INIT_FILE != "") $readmemh(INIT_FILE, mem); \
+            end \
+            always @(posedge clk) if (en) q <= mem[addr]; \
+            assign data = q;
+
     generate
         if (IS_BLOCK) begin : g_block
             (* rom_style = "block", ram_style = "block" *) reg [WIDTH-1:0] mem [0:DEPTH-1];
-            reg [WIDTH-1:0] q;
-            initial begin
-                if (INIT_FILE != "") $readmemh(INIT_FILE, mem);
-            end
-            always @(posedge clk) if (en) q <= mem[addr];
-            assign data = q;
+            `ROM_READ_PORT
         end else if (IS_DISTRIBUTED) begin : g_distributed
             // Vivado's rom_style "distributed" means LUTs; Yosys reads it as LUT RAM, which a
             // ROM cannot use, and calls plain logic "logic"
@@ -39,22 +45,13 @@ module rom #(
             (* rom_style = "distributed" *)
 `endif
             reg [WIDTH-1:0] mem [0:DEPTH-1];
-            reg [WIDTH-1:0] q;
-            initial begin
-                if (INIT_FILE != "") $readmemh(INIT_FILE, mem);
-            end
-            always @(posedge clk) if (en) q <= mem[addr];
-            assign data = q;
+            `ROM_READ_PORT
         end else begin : g_auto
             reg [WIDTH-1:0] mem [0:DEPTH-1];
-            reg [WIDTH-1:0] q;
-            initial begin
-                if (INIT_FILE != "") $readmemh(INIT_FILE, mem);
-            end
-            always @(posedge clk) if (en) q <= mem[addr];
-            assign data = q;
+            `ROM_READ_PORT
         end
     endgenerate
+`undef ROM_READ_PORT
 endmodule
 
 `default_nettype wire

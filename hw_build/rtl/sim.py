@@ -29,7 +29,7 @@ from qonnx.custom_op.registry import getCustomOp
 
 from hw_build import cache
 from hw_build.errors import BuildError
-from hw_build.rtl import codegen
+from hw_build.rtl import codegen, is_include
 from hw_build.rtl.encoding import pack_stream, unpack_stream
 
 #: C++ optimisation of the simulation model: -O1 builds about twice as fast as Verilator's
@@ -402,11 +402,13 @@ def build(top: str, sources: list[Path], ports: list[Port], clock: str, reset: s
             local = []
             for src in sources:
                 shutil.copyfile(src, src_dir / src.name)
-                local.append(str(src_dir / src.name))
+                if not is_include(src):  # include files (hashed above) are read through -I
+                    local.append(str(src_dir / src.name))
             (work / "tb.cpp").write_text(tb)
             obj = work / "obj"
             env = verilator_env()
-            cmd = ["verilator", *flags, "--Mdir", str(obj), "-o", str(work / "sim"), *local, str(work / "tb.cpp")]
+            cmd = ["verilator", *flags, "--Mdir", str(obj), "-o", str(work / "sim"), f"-I{src_dir}", *local,
+                   str(work / "tb.cpp")]
             proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
             if proc.returncode == 0:
                 runtime = _runtime_objects_dir(make_flags)

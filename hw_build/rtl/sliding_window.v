@@ -32,41 +32,29 @@
 // Memory: NROWS*IFM_W*(C/SIMD) words of SIMD*BITS bits, one write port and one
 // synchronous read port (block RAM or LUT RAM).
 `default_nettype none
+`include "common.vh"
 
 module sliding_window #(
-    parameter IFM_H     = 4,
-    parameter IFM_W     = 4,
-    parameter C         = 2,
-    parameter K         = 3,
-    parameter STRIDE    = 1,
-    parameter PAD_T     = 1,
-    parameter PAD_L     = 1,
-    parameter OFM_H     = 4,
-    parameter OFM_W     = 4,
+    parameter IFM_H     = 4, parameter IFM_W = 4, parameter C = 2,
+    parameter K         = 3, parameter STRIDE = 1,
+    parameter PAD_T     = 1, parameter PAD_L = 1,
+    parameter OFM_H     = 4, parameter OFM_W = 4,
     parameter SIMD      = 1,
-    parameter BITS      = 1,
-    parameter PAD_VALUE = 0,
+    parameter BITS      = 1, parameter PAD_VALUE = 0,
     parameter NROWS     = K + STRIDE   // line-buffer rows, >= K + STRIDE (see above)
 ) (
-    input  wire                 clk,
-    input  wire                 rst_n,
-    input  wire [SIMD*BITS-1:0] s_axis_tdata,
-    input  wire                 s_axis_tvalid,
-    output wire                 s_axis_tready,
-    output wire [SIMD*BITS-1:0] m_axis_tdata,
-    output wire                 m_axis_tvalid,
-    input  wire                 m_axis_tready
+    `AXIS_PORTS(SIMD*BITS, SIMD*BITS)
 );
     localparam CF        = C / SIMD;
     localparam ROW_BEATS = IFM_W * CF;
     localparam DEPTH     = NROWS * ROW_BEATS;
     localparam WORD      = SIMD * BITS;
-    localparam AW        = (DEPTH > 1) ? $clog2(DEPTH) : 1;
-    localparam RBW       = (ROW_BEATS > 1) ? $clog2(ROW_BEATS) : 1;
-    localparam CFW       = (CF > 1) ? $clog2(CF) : 1;
-    localparam KW        = (K > 1) ? $clog2(K) : 1;
-    localparam OXW       = (OFM_W > 1) ? $clog2(OFM_W) : 1;
-    localparam OYW       = (OFM_H > 1) ? $clog2(OFM_H) : 1;
+    localparam AW        = `CLOG2_1(DEPTH);
+    localparam RBW       = `CLOG2_1(ROW_BEATS);
+    localparam CFW       = `CLOG2_1(CF);
+    localparam KW        = `CLOG2_1(K);
+    localparam OXW       = `CLOG2_1(OFM_W);
+    localparam OYW       = `CLOG2_1(OFM_H);
     // signed row/column coordinates (padding makes them negative), and row counts
     localparam SPAN      = IFM_H + IFM_W + PAD_T + PAD_L + 2 * K + 2 * STRIDE + NROWS;
     localparam RW        = $clog2(SPAN + 1) + 2;

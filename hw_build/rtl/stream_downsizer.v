@@ -5,27 +5,20 @@
 // One word register: a new input beat is taken in the cycle its predecessor's last slice
 // leaves, so the output runs at one beat per cycle.
 `default_nettype none
+`include "common.vh"
 
 module stream_downsizer #(
-    parameter IN_BITS    = 64,
-    parameter OUT_BITS   = 8,
+    parameter IN_BITS = 64, parameter OUT_BITS = 8,
     parameter FRAME_BITS = 0
 ) (
-    input  wire                clk,
-    input  wire                rst_n,
-    input  wire [IN_BITS-1:0]  s_axis_tdata,
-    input  wire                s_axis_tvalid,
-    output wire                s_axis_tready,
-    output wire [OUT_BITS-1:0] m_axis_tdata,
-    output wire                m_axis_tvalid,
-    input  wire                m_axis_tready
+    `AXIS_PORTS(IN_BITS, OUT_BITS)
 );
     localparam R         = IN_BITS / OUT_BITS;
     localparam LAST_KEEP = (FRAME_BITS == 0 || FRAME_BITS % IN_BITS == 0) ? IN_BITS : FRAME_BITS % IN_BITS;
     localparam PADDED    = (LAST_KEEP != IN_BITS);
     localparam BEATS     = PADDED ? (FRAME_BITS + IN_BITS - 1) / IN_BITS : 1;
-    localparam RW        = (R > 1) ? $clog2(R) : 1;
-    localparam BW        = (BEATS > 1) ? $clog2(BEATS) : 1;
+    localparam RW        = `CLOG2_1(R);
+    localparam BW        = `CLOG2_1(BEATS);
     localparam integer LAST_SLICE_I = R - 1;
     localparam integer PAD_SLICE_I  = LAST_KEEP / OUT_BITS - 1;
     localparam integer LAST_BEAT_I  = BEATS - 1;

@@ -5,22 +5,15 @@
 // register together with them, so input runs at one beat per cycle while the previous
 // output word waits to be read.
 `default_nettype none
+`include "common.vh"
 
 module stream_upsizer #(
-    parameter IN_BITS  = 8,
-    parameter OUT_BITS = 64
+    parameter IN_BITS = 8, parameter OUT_BITS = 64
 ) (
-    input  wire                clk,
-    input  wire                rst_n,
-    input  wire [IN_BITS-1:0]  s_axis_tdata,
-    input  wire                s_axis_tvalid,
-    output wire                s_axis_tready,
-    output wire [OUT_BITS-1:0] m_axis_tdata,
-    output wire                m_axis_tvalid,
-    input  wire                m_axis_tready
+    `AXIS_PORTS(IN_BITS, OUT_BITS)
 );
     localparam R  = OUT_BITS / IN_BITS;
-    localparam CW = (R > 1) ? $clog2(R) : 1;
+    localparam CW = `CLOG2_1(R);
     localparam integer LAST_I = R - 1;
     localparam [CW-1:0] LAST = LAST_I[CW-1:0];
 

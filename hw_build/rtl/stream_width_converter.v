@@ -23,20 +23,13 @@
 //   while the faster side still moves one beat per cycle.
 // All of them pass one beat per cycle on the faster side.
 `default_nettype none
+`include "common.vh"
 
 module stream_width_converter #(
-    parameter IN_BITS    = 64,
-    parameter OUT_BITS   = 24,
+    parameter IN_BITS = 64, parameter OUT_BITS = 24,
     parameter FRAME_BITS = 0
 ) (
-    input  wire                clk,
-    input  wire                rst_n,
-    input  wire [IN_BITS-1:0]  s_axis_tdata,
-    input  wire                s_axis_tvalid,
-    output wire                s_axis_tready,
-    output wire [OUT_BITS-1:0] m_axis_tdata,
-    output wire                m_axis_tvalid,
-    input  wire                m_axis_tready
+    `AXIS_PORTS(IN_BITS, OUT_BITS)
 );
     function integer gcd;
         input integer a;
@@ -66,7 +59,7 @@ module stream_width_converter #(
     localparam BUF_BITS   = BUF_U * UNIT;
     localparam FW         = $clog2(BUF_U + 1);
     localparam BEATS      = (FRAME_BITS == 0) ? 1 : (FRAME_BITS + IN_BITS - 1) / IN_BITS;
-    localparam BW         = (BEATS > 1) ? $clog2(BEATS) : 1;
+    localparam BW         = `CLOG2_1(BEATS);
     localparam integer LAST_BEAT_I = BEATS - 1;
     localparam [BW-1:0] LAST_BEAT = LAST_BEAT_I[BW-1:0];
     localparam integer IN_FW_I = IN_U;

@@ -22,30 +22,20 @@
 // All stages advance together when the output register is free or being read, so
 // s_axis_tready = !m_axis_tvalid || m_axis_tready; one beat per cycle either way.
 `default_nettype none
+`include "common.vh"
 
 module thresholding #(
-    parameter C            = 4,
-    parameter PE           = 2,
-    parameter IN_BITS      = 8,
-    parameter IN_SIGNED    = 0,
-    parameter NUM_THRESH   = 1,
-    parameter T_BITS       = 9,
+    parameter C            = 4, parameter PE = 2,
+    parameter IN_BITS      = 8, parameter IN_SIGNED = 0,
+    parameter NUM_THRESH   = 1, parameter T_BITS = 9,
     parameter OUT_BITS     = 1,
     parameter SEARCH       = 0,
-    parameter THRESH_FILE  = "",
-    parameter THRESH_STYLE = "auto"    // rom STYLE
+    parameter THRESH_FILE  = "", parameter THRESH_STYLE = "auto"    // rom STYLE
 ) (
-    input  wire                   clk,
-    input  wire                   rst_n,
-    input  wire [PE*IN_BITS-1:0]  s_axis_tdata,
-    input  wire                   s_axis_tvalid,
-    output wire                   s_axis_tready,
-    output wire [PE*OUT_BITS-1:0] m_axis_tdata,
-    output wire                   m_axis_tvalid,
-    input  wire                   m_axis_tready
+    `AXIS_PORTS(PE*IN_BITS, PE*OUT_BITS)
 );
     localparam FOLDS  = C / PE;
-    localparam FW     = (FOLDS > 1) ? $clog2(FOLDS) : 1;
+    localparam FW     = `CLOG2_1(FOLDS);
     localparam LEVELS = $clog2(NUM_THRESH + 1);
     localparam integer LAST_FOLD_I = FOLDS - 1;
     localparam [FW-1:0] LAST_FOLD = LAST_FOLD_I[FW-1:0];
@@ -61,13 +51,7 @@ module thresholding #(
     assign m_axis_tvalid = out_valid;
     assign m_axis_tdata  = out_data;
 
-    function signed [T_BITS-1:0] widen;
-        input [IN_BITS-1:0] v;
-        begin
-            widen = {T_BITS{IN_SIGNED != 0 && v[IN_BITS-1]}};
-            widen[IN_BITS-1:0] = v;
-        end
-    endfunction
+    `EXTEND_FUNCTION(widen, IN_BITS, T_BITS, IN_SIGNED)
 
     always @(posedge clk) begin
         if (!rst_n) fold <= {FW{1'b0}};
@@ -92,7 +76,7 @@ module thresholding #(
                 integer t;
                 always @* begin
                     for (t = 0; t < NUM_THRESH; t = t + 1)
-                        passed[t] = widen(x_q[p*IN_BITS +: IN_BITS])
+                        passed[t] = $signed(widen(x_q[p*IN_BITS +: IN_BITS]))
                                     >= $signed(th_q[(p*NUM_THRESH + t)*T_BITS +: T_BITS]);
                 end
                 adder_tree #(.N(NUM_THRESH), .IN_BITS(1), .SIGNED(0), .OUT_BITS(OUT_BITS)) counter (
@@ -130,12 +114,12 @@ module thresholding #(
             for (k = 0; k < LEVELS; k = k + 1) begin : g_stage
                 localparam B = LEVELS - 1 - k;      // the result bit this stage decides
                 localparam DEPTH = FOLDS << k;
-                localparam RW = (DEPTH > 1) ? $clog2(DEPTH) : 1;
+                localparam RW = `CLOG2_1(DEPTH);
                 localparam [7:0] DIGIT = 8'd48 + k;
                 for (p = 0; p < PE; p = p + 1) begin : g_lane
                     wire [LEVELS-1:0] prefix = prefix_all[k*PW + p*LEVELS +: LEVELS];
                     wire [T_BITS-1:0] th     = th_all[(k*PE + p)*T_BITS +: T_BITS];
-                    wire              pass   = widen(x_all[k*XW + p*IN_BITS +: IN_BITS]) >= $signed(th);
+                    wire              pass   = $signed(widen(x_all[k*XW + p*IN_BITS +: IN_BITS])) >= $signed(th);
                     assign next_all[k*PW + p*LEVELS +: LEVELS] = prefix | ({{(LEVELS-1){1'b0}}, pass} << B);
 
                     // word fold*2^k + (the k result bits above bit B), read as the beat enters

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hw_build.errors import BuildError
-from hw_build.rtl import library_files, module_closure
+from hw_build.rtl import is_include, library_includes, library_sources
 from hw_build.rtl.sim import verilator_env
 
 
@@ -26,7 +26,10 @@ def _sources(rtl_dir: Path) -> list[Path]:
 
 def lint_files(files: list[Path], top: str, params: dict[str, int | str] | None = None) -> list[str]:
     """``verilator --lint-only -Wall`` of ``top``; returns the warning/error lines (empty: clean)."""
-    cmd = ["verilator", "--lint-only", "-Wall", "--top-module", top, *map(str, files)]
+    # include files are found through -I (Verilator does not look next to the including file)
+    dirs = dict.fromkeys(str(Path(f).resolve().parent) for f in files)
+    cmd = ["verilator", "--lint-only", "-Wall", "--top-module", top, *(f"-I{d}" for d in dirs),
+           *(str(f) for f in files if not is_include(f))]
     for k, v in (params or {}).items():
         cmd.append(f"-G{k}={json.dumps(v) if isinstance(v, str) else int(v)}")
     proc = subprocess.run(cmd, env=verilator_env(), capture_output=True, text=True)
@@ -47,8 +50,7 @@ def lint(rtl_dir: Path, top: str | None = None) -> list[str]:
 
 def lint_module(module: str, params: dict[str, int | str] | None = None) -> list[str]:
     """Lint one library module (with its dependencies) at the given parameters."""
-    lib = library_files()
-    return lint_files([lib[m] for m in module_closure([module])], module, params)
+    return lint_files(library_sources([module]), module, params)
 
 
 # --------------------------------------------------------------------------- synthesis
@@ -113,6 +115,8 @@ def synth(rtl_dir: Path, top: str | None = None, files: list[Path] | None = None
                         for k, v in (params or {}).items())
     names = []
     for f in files:
+        if is_include(f):  # read through `include, from the working directory (rtl_dir)
+            continue
         f = Path(f).resolve()
         names.append(str(f.relative_to(rtl_dir.resolve())) if f.is_relative_to(rtl_dir.resolve()) else str(f))
     script = "\n".join([
@@ -139,17 +143,16 @@ def synth_modules(configs: dict[str, tuple[str, dict[str, int | str]]], work_dir
     """
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    lib = library_files()
     lines = []
     for label, (module, params) in configs.items():
-        files = [lib[m] for m in module_closure([module])]
+        files = library_sources([module])
         # copies next to the script, read by name: the WebAssembly Yosys sees the working
         # directory, but not every absolute host path (a checkout under /tmp is invisible to it)
         for f in files:
             shutil.copyfile(f, work_dir / f.name)
         sets = " ".join(f"-set {k} {json.dumps(v) if isinstance(v, str) else int(v)}" for k, v in params.items())
         # `hierarchy -chparam` cannot decode string values; `chparam -set` after a plain read can
-        lines += ["design -reset", f"read_verilog {' '.join(f.name for f in files)}",
+        lines += ["design -reset", f"read_verilog {' '.join(f.name for f in files if not is_include(f))}",
                   *([f"chparam {sets} {module}"] if sets else []),
                   f"hierarchy -top {module}", f"synth_xilinx -family xc7 -top {module}",
                   f"tee -o stat_{label}.txt stat"]
@@ -184,9 +187,17 @@ class SynthJob:
     sources: tuple[Path, ...]
     data_files: tuple[Path, ...] = ()
 
+    def __post_init__(self):
+        # the library modules `include the library's include files: a job given only module
+        # files gets them from the library, so its folder (and cache key) is complete
+        names = {Path(p).name for p in self.sources}
+        extra = tuple(inc for inc in library_includes() if inc.name not in names)
+        if extra:
+            object.__setattr__(self, "sources", extra + tuple(self.sources))
+
     def script(self) -> str:
         """The Yosys script (run in a folder holding copies of the sources and data files)."""
-        names = " ".join(p.name for p in self.sources)
+        names = " ".join(p.name for p in self.sources if not is_include(p))  # includes: by `include
         sets = " ".join(f"-set {k} {json.dumps(v) if isinstance(v, str) else int(v)}" for k, v in self.params)
         # `hierarchy -chparam` cannot decode some string values; `chparam -set` after a plain read can
         return "\n".join([

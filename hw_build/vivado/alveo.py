@@ -183,6 +183,8 @@ set_property target_language Verilog [current_project]
 set sources [list [file join $here $kernel.v]]
 foreach f $rtl_files { lappend sources [file join $rtl_dir $f] }
 add_files -norecurse $sources
+# the library's include files: headers found next to the modules that `include them
+foreach f [get_files -quiet *.vh] { set_property file_type {Verilog Header} $f }
 if {[llength $mem_files]} {
     set mems {}
     foreach f $mem_files { lappend mems [file join $rtl_dir $f] }

@@ -18,6 +18,8 @@ __all__ = ["ACCEL_CELL", "BITFILE_BASENAME", "BITFILE_DIR", "DMA_CELL", "IP_LIBR
 #: stream widths the AXI DMA supports on its stream side
 DMA_STREAM_WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024)
 MEMORY_SUFFIXES = (".mem", ".dat", ".hex", ".coe")
+#: the design's Verilog: modules, and the include files (.vh) the library modules `include
+VERILOG_SUFFIXES = (".v", ".sv", ".vh")
 #: names the driver and the deploy package expect
 BITFILE_DIR = "bitfile"
 BITFILE_BASENAME = "accel"
@@ -97,11 +99,11 @@ def rtl_sources(rtl_dir: Path) -> RtlSources:
     if manifest.exists():
         info = json.loads(manifest.read_text())
         top = info.get("top", "accel_top")
-        verilog = [f for f in info["files"] if f.endswith((".v", ".sv"))]
+        verilog = [f for f in info["files"] if f.endswith(VERILOG_SUFFIXES)]
         memories = list(info.get("memories", []))
     else:
         top = "accel_top"
-        verilog = sorted(p.name for p in rtl_dir.iterdir() if p.suffix in (".v", ".sv"))
+        verilog = sorted(p.name for p in rtl_dir.iterdir() if p.suffix in VERILOG_SUFFIXES)
         memories = sorted(p.name for p in rtl_dir.iterdir() if p.suffix in MEMORY_SUFFIXES)
     missing = [f for f in verilog + memories if not (rtl_dir / f).exists()]
     if missing:
