@@ -21,6 +21,7 @@
 // Timing: the stride phases are down-counters, the image/padding test compares the
 // position counters with constants; the output is a registered F:1 multiplexer.
 `default_nettype none
+`include "common.vh"
 
 module parallel_window #(
     parameter IFM_H     = 4,
@@ -36,14 +37,7 @@ module parallel_window #(
     parameter BITS      = 1,
     parameter PAD_VALUE = 0
 ) (
-    input  wire                 clk,
-    input  wire                 rst_n,
-    input  wire [C*BITS-1:0]    s_axis_tdata,
-    input  wire                 s_axis_tvalid,
-    output wire                 s_axis_tready,
-    output wire [SIMD*BITS-1:0] m_axis_tdata,
-    output wire                 m_axis_tvalid,
-    input  wire                 m_axis_tready
+    `AXIS_PORTS(C*BITS, SIMD*BITS)
 );
     localparam PIX    = C * BITS;
     localparam WIN    = K * K * PIX;
@@ -54,11 +48,11 @@ module parallel_window #(
     localparam NEED_W = (OFM_W - 1) * STRIDE + K;
     localparam SCAN_H = (PAD_T + IFM_H > NEED_H) ? PAD_T + IFM_H : NEED_H;
     localparam SCAN_W = (PAD_L + IFM_W > NEED_W) ? PAD_L + IFM_W : NEED_W;
-    localparam YW     = (SCAN_H > 1) ? $clog2(SCAN_H) : 1;
-    localparam XW     = (SCAN_W > 1) ? $clog2(SCAN_W) : 1;
+    localparam YW     = `CLOG2_1(SCAN_H);
+    localparam XW     = `CLOG2_1(SCAN_W);
     localparam PH     = (K > STRIDE) ? K : STRIDE;
-    localparam PW     = (PH > 1) ? $clog2(PH) : 1;
-    localparam JW     = (F > 1) ? $clog2(F) : 1;
+    localparam PW     = `CLOG2_1(PH);
+    localparam JW     = `CLOG2_1(F);
     localparam LBW    = (K - 1) * PIX;
 
     localparam integer LAST_Y_I  = SCAN_H - 1;
