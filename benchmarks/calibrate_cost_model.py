@@ -123,29 +123,29 @@ def configs() -> Iterator[Config]:
         yield "mvtu_integer", f"mvtu_i_{mw}x{mh}_pe{pe}_simd{simd}_{ind}_{wd}_t{th}", _layer(
             T.mvtu_case, f"mi_{mw}x{mh}_{pe}_{simd}_{ind}_{wd}_{th}", mw, mh, pe, simd, binary=False,
             in_dtype=ind, w_dtype=wd, thresholds=th)
-    # ---------------------------------------------------------------- sliding window
-    for h, c, k, s, pad, simd, dt in [
-            (32, 3, 3, 1, 0, 3, "UINT8"), (32, 3, 3, 1, 1, 1, "UINT8"), (28, 1, 3, 1, 1, 1, "UINT8"),
-            (30, 64, 3, 1, 0, 64, "BINARY"), (30, 64, 3, 1, 0, 16, "BINARY"), (14, 64, 3, 1, 0, 16, "BINARY"),
-            (12, 128, 3, 1, 0, 16, "BINARY"), (12, 128, 3, 1, 0, 128, "BINARY"), (5, 128, 3, 1, 0, 2, "BINARY"),
-            (3, 256, 3, 1, 0, 1, "BINARY"), (3, 256, 3, 1, 0, 32, "BINARY"), (28, 16, 3, 1, 1, 16, "BINARY"),
-            (28, 16, 3, 2, 1, 4, "BINARY"), (14, 32, 3, 1, 1, 8, "BINARY"), (32, 32, 3, 1, 1, 32, "BINARY"),
-            (16, 64, 3, 1, 1, 64, "BINARY"), (8, 128, 3, 1, 1, 8, "BINARY"), (32, 32, 3, 2, 1, 8, "UINT4"),
-            (16, 16, 5, 1, 2, 4, "UINT2"), (64, 8, 3, 1, 1, 8, "BINARY"), (16, 64, 1, 2, 0, 16, "BINARY")]:
-        pads = (pad, pad, pad, pad)
-        yield "sliding_window", f"swg_{h}_{c}_k{k}s{s}p{pad}_simd{simd}_{dt}", _layer(
-            T.sliding_window_case, f"s_{h}_{c}_{k}_{s}_{pad}_{simd}_{dt}", h, h, c, k, s, pads=pads, simd=simd,
-            dtype=dt)
-    # ---------------------------------------------------------------- window-parallel sliding window
-    for h, c, k, s, pad, simd, dt in [
-            (32, 3, 3, 1, 0, 27, "UINT8"), (32, 3, 3, 1, 0, 9, "UINT8"), (32, 3, 3, 1, 0, 3, "UINT8"),
-            (32, 3, 3, 1, 1, 27, "UINT8"), (32, 3, 5, 2, 2, 75, "UINT8"), (30, 64, 3, 1, 0, 192, "BINARY"),
-            (30, 64, 3, 1, 0, 576, "BINARY"), (14, 64, 3, 1, 0, 192, "BINARY"), (12, 128, 3, 1, 0, 384, "BINARY"),
-            (28, 16, 3, 2, 1, 48, "BINARY"), (16, 32, 3, 1, 1, 96, "BINARY"), (64, 8, 3, 1, 1, 24, "UINT4")]:
-        pads = (pad, pad, pad, pad)
-        yield "parallel_window", f"pwin_{h}_{c}_k{k}s{s}p{pad}_simd{simd}_{dt}", _layer(
-            T.parallel_window_case, f"p_{h}_{c}_{k}_{s}_{pad}_{simd}_{dt}", h, h, c, k, s, pads=pads, simd=simd,
-            dtype=dt)
+    # ---------------------------------------------------------------- sliding windows
+    # (h, c, k, stride, pad, simd, dtype) per module: the element-serial window and the
+    # window-parallel one (simd over the whole K x K x C window)
+    windows = {
+        ("sliding_window", "swg", "s", T.sliding_window_case): [
+                (32, 3, 3, 1, 0, 3, "UINT8"), (32, 3, 3, 1, 1, 1, "UINT8"), (28, 1, 3, 1, 1, 1, "UINT8"),
+                (30, 64, 3, 1, 0, 64, "BINARY"), (30, 64, 3, 1, 0, 16, "BINARY"), (14, 64, 3, 1, 0, 16, "BINARY"),
+                (12, 128, 3, 1, 0, 16, "BINARY"), (12, 128, 3, 1, 0, 128, "BINARY"), (5, 128, 3, 1, 0, 2, "BINARY"),
+                (3, 256, 3, 1, 0, 1, "BINARY"), (3, 256, 3, 1, 0, 32, "BINARY"), (28, 16, 3, 1, 1, 16, "BINARY"),
+                (28, 16, 3, 2, 1, 4, "BINARY"), (14, 32, 3, 1, 1, 8, "BINARY"), (32, 32, 3, 1, 1, 32, "BINARY"),
+                (16, 64, 3, 1, 1, 64, "BINARY"), (8, 128, 3, 1, 1, 8, "BINARY"), (32, 32, 3, 2, 1, 8, "UINT4"),
+                (16, 16, 5, 1, 2, 4, "UINT2"), (64, 8, 3, 1, 1, 8, "BINARY"), (16, 64, 1, 2, 0, 16, "BINARY")],
+        ("parallel_window", "pwin", "p", T.parallel_window_case): [
+                (32, 3, 3, 1, 0, 27, "UINT8"), (32, 3, 3, 1, 0, 9, "UINT8"), (32, 3, 3, 1, 0, 3, "UINT8"),
+                (32, 3, 3, 1, 1, 27, "UINT8"), (32, 3, 5, 2, 2, 75, "UINT8"), (30, 64, 3, 1, 0, 192, "BINARY"),
+                (30, 64, 3, 1, 0, 576, "BINARY"), (14, 64, 3, 1, 0, 192, "BINARY"), (12, 128, 3, 1, 0, 384, "BINARY"),
+                (28, 16, 3, 2, 1, 48, "BINARY"), (16, 32, 3, 1, 1, 96, "BINARY"), (64, 8, 3, 1, 1, 24, "UINT4")],
+    }
+    for (module, label, prefix, case), configs in windows.items():
+        for h, c, k, s, pad, simd, dt in configs:
+            yield module, f"{label}_{h}_{c}_k{k}s{s}p{pad}_simd{simd}_{dt}", _layer(
+                case, f"{prefix}_{h}_{c}_{k}_{s}_{pad}_{simd}_{dt}", h, h, c, k, s, pads=(pad, pad, pad, pad),
+                simd=simd, dtype=dt)
     # ---------------------------------------------------------------- thresholding
     for c, pe, ind, nt, h in [(784, 14, "UINT8", 1, 28), (784, 1, "UINT8", 1, 28), (3, 3, "UINT8", 255, 32),
                               (3, 1, "UINT8", 255, 32), (16, 2, "UINT4", 15, 28), (16, 2, "UINT5", 15, 28),
