@@ -86,8 +86,11 @@ def two_node_cluster(cpus_per_node: int = 1, timeout: float = 180.0) -> Iterator
             if time.monotonic() > deadline or procs[0].poll() is not None:
                 raise RuntimeError(f"the Ray head node at {address} did not start")
             time.sleep(1)
+        # the switch on, explicitly: a driver that already started a local Ray in this process
+        # (hw_build.distributed keeps that on the loopback) left it off in os.environ, and the
+        # joining node would refuse to start ("Multi-node Ray clusters are not supported")
         procs.append(subprocess.Popen([sys.executable, "-c", JOIN_ON_LOOPBACK, "start", f"--address={address}",
-                                       *common], env=env,
+                                       *common], env={**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"},
                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
         while _alive_nodes(address) < 2:
             if time.monotonic() > deadline or procs[1].poll() is not None:
