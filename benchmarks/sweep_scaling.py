@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -55,18 +56,25 @@ def main() -> int:
     runs: dict[str, dict] = {}
     walls: dict[str, float] = {}
 
-    def timed(name: str, **kwargs) -> None:
+    def timed(name: str, *extra: str) -> None:
+        """One sweep as a user runs it: its own `python -m hw_build.sweep` process (Ray keeps
+        per-process state, e.g. the authentication it first connected with)."""
+        cmd = [sys.executable, "-m", "hw_build.sweep", "--models", args.models, "--boards", args.boards,
+               "--target-fps", args.target_fps, "--clock-mhz", args.clock_mhz, "--no-synth",
+               "--verify-images", str(args.verify_images), "--out", str(out / name), *extra]
         t0 = time.perf_counter()
-        runs[name] = sweep.sweep(points, out / name, synth=False, verify_images=args.verify_images,
-                                 progress=False, **kwargs)
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         walls[name] = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise SystemExit(f"{name}: `{' '.join(cmd)}` failed:\n{proc.stderr[-3000:]}")
+        runs[name] = json.loads((out / name / "sweep.json").read_text())
         ok = sum(r["status"] == "ok" for r in runs[name]["rows"])
         print(f"{name:10s} {walls[name]:7.1f} s wall, {ok}/{len(points)} ok  {runs[name].get('ray', '')}", flush=True)
 
-    timed("serial", serial=True)
+    timed("serial", "--serial")
     timed("local_ray")
     with two_node_cluster(cpus_per_node=args.cpus_per_node) as address:
-        timed("two_node", ray_address=address)
+        timed("two_node", "--ray-address", address)
 
     same = table(runs["serial"]) == table(runs["local_ray"]) == table(runs["two_node"])
     print(f"\nsame table in all three runs: {same}")

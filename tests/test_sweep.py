@@ -9,6 +9,8 @@ two-node loopback cluster give the table the serial run gives.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -128,9 +130,15 @@ def test_ray_sweeps_local_and_two_node_give_the_serial_table(tmp_path):
     points = sweep.grid("tfc_w1a1", "pynq-z2", "max,100000", "100,50")
     serial = sweep.sweep(points, tmp_path / "serial", synth=False, serial=True, verify_images=3, progress=False)
     local = sweep.sweep(points, tmp_path / "local", synth=False, verify_images=3, progress=False)
+    # the cluster run in its own process, as a user runs it: Ray keeps per-process state (the
+    # authentication of the local instance above), which a second ray.init here would reuse
     with two_node_cluster() as address:
-        cluster = sweep.sweep(points, tmp_path / "cluster", synth=False, ray_address=address, verify_images=3,
-                              progress=False)
+        proc = subprocess.run([sys.executable, "-m", "hw_build.sweep", "--models", "tfc_w1a1", "--boards", "pynq-z2",
+                               "--target-fps", "max,100000", "--clock-mhz", "100,50", "--no-synth",
+                               "--verify-images", "3", "--out", str(tmp_path / "cluster"), "--ray-address", address],
+                              cwd=Path(hw_build.__file__).resolve().parents[1], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cluster = json.loads((tmp_path / "cluster" / "sweep.json").read_text())
     assert local["ray"]["address"] == "local" and cluster["ray"]["nodes"] == 2
     assert all(r["status"] == "ok" for r in serial["rows"])
     assert _table(serial) == _table(local) == _table(cluster)
