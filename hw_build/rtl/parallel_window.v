@@ -24,15 +24,11 @@
 `include "common.vh"
 
 module parallel_window #(
-    parameter IFM_H     = 4,
-    parameter IFM_W     = 4,
+    parameter IFM_H     = 4, parameter IFM_W = 4,     // input image
     parameter C         = 2,
-    parameter K         = 3,
-    parameter STRIDE    = 1,
-    parameter PAD_T     = 1,
-    parameter PAD_L     = 1,
-    parameter OFM_H     = 4,
-    parameter OFM_W     = 4,
+    parameter K         = 3, parameter STRIDE = 1,    // window
+    parameter PAD_T     = 1, parameter PAD_L  = 1,    // padding above and left
+    parameter OFM_H     = 4, parameter OFM_W  = 4,    // output pixels
     parameter SIMD      = 6,
     parameter BITS      = 1,
     parameter PAD_VALUE = 0
