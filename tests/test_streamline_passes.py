@@ -16,7 +16,7 @@ from qonnx.custom_op.general.intquant import max_int, min_int
 from hw_build.errors import BuildError
 from hw_build.execute import execute_graph
 from hw_build.ops.base import smallest_int_type
-from hw_build.streamline import streamline
+from hw_build.streamline import move, streamline
 from hw_build.streamline.absorb import ChainToMultiThreshold, IntegerResidualAdd, TailToLabelSelect
 from hw_build.streamline.canonicalize import (
     AveragePoolToSum,
@@ -26,14 +26,6 @@ from hw_build.streamline.canonicalize import (
     RemoveNoOps,
 )
 from hw_build.streamline.check import assert_integer_only
-from hw_build.streamline.move import (
-    CollapseAffine,
-    MoveAffinePastFork,
-    MoveAffinePastLinear,
-    MoveAffinePastPad,
-    MoveAffinePastPooling,
-    MoveAffinePastReshape,
-)
 from hw_build.streamline.types import InferIntegerTypes
 from tests.graph_builders import (
     GraphBuilder,
@@ -259,13 +251,13 @@ def test_move_affine_past_fork_clones_into_each_branch():
     out = g.add(g.relu(y), g.node("Abs", [y]))
     model = g.build(out)
     xs = rng.normal(size=(6, 4))
-    new = rewritten(MoveAffinePastFork, model, xs)
+    new = rewritten(move.MoveAffinePastFork, model, xs)
     muls = nodes_of(new, "Mul")
     assert len(muls) == 2
     for m in muls:
         assert m.input[0] == "x"
         assert len(new.find_consumers(m.output[0])) == 1
-    assert MoveAffinePastFork().apply(new)[1] is False
+    assert move.MoveAffinePastFork().apply(new)[1] is False
 
 
 def test_move_scalar_mul_past_matmul():
@@ -275,7 +267,7 @@ def test_move_scalar_mul_past_matmul():
     y = g.matmul(g.mul(x, np.float32(0.7)), rng.normal(size=(5, 3)), name="fc")
     model = g.build(y)
     xs = rng.normal(size=(8, 5))
-    new = rewritten(MoveAffinePastLinear, model, xs, ["MatMul", "Mul"])
+    new = rewritten(move.MoveAffinePastLinear, model, xs, ["MatMul", "Mul"])
     assert new.graph.node[0].input[0] == "x"
     assert new.graph.node[1].output[0] == y
 
@@ -285,7 +277,7 @@ def test_move_per_feature_mul_past_matmul_is_not_done():
     g = GraphBuilder()
     x = g.input([1, 5])
     model = g.build(g.matmul(g.mul(x, rng.uniform(1, 2, (1, 5))), rng.normal(size=(5, 3))))
-    assert apply_once(MoveAffinePastLinear, model)[1] is False
+    assert apply_once(move.MoveAffinePastLinear, model)[1] is False
 
 
 def test_move_add_past_matmul_becomes_bias():
@@ -297,7 +289,7 @@ def test_move_add_past_matmul_becomes_bias():
     y = g.matmul(g.add(x, c), w)
     model = g.build(y)
     xs = rng.normal(size=(8, 5))
-    new = rewritten(MoveAffinePastLinear, model, xs, ["MatMul", "Add"])
+    new = rewritten(move.MoveAffinePastLinear, model, xs, ["MatMul", "Add"])
     bias = new.get_initializer(new.graph.node[1].input[1])
     np.testing.assert_allclose(bias.reshape(-1), (c @ w).reshape(-1), rtol=1e-5)
 
@@ -309,7 +301,7 @@ def test_move_per_channel_add_past_conv():
     y = g.conv(g.add(x, rng.normal(size=(1, 3, 1, 1))), rng.normal(size=(4, 3, 3, 3)), strides=(2, 2))
     model = g.build(y)
     xs = rng.normal(size=(4, 3, 5, 5))
-    new = rewritten(MoveAffinePastLinear, model, xs, ["Conv", "Add"], atol=1e-4)
+    new = rewritten(move.MoveAffinePastLinear, model, xs, ["Conv", "Add"], atol=1e-4)
     assert new.get_initializer(new.graph.node[1].input[1]).shape == (1, 4, 1, 1)
 
 
@@ -318,7 +310,7 @@ def test_move_add_past_padded_conv_is_not_done():
     g = GraphBuilder()
     x = g.input([1, 3, 5, 5])
     model = g.build(g.conv(g.add(x, np.float32(0.5)), rng.normal(size=(4, 3, 3, 3)), pads=(1, 1, 1, 1)))
-    assert apply_once(MoveAffinePastLinear, model)[1] is False
+    assert apply_once(move.MoveAffinePastLinear, model)[1] is False
 
 
 def test_move_per_channel_mul_past_depthwise_conv():
@@ -328,12 +320,12 @@ def test_move_per_channel_mul_past_depthwise_conv():
     y = g.conv(g.mul(x, rng.uniform(0.5, 2, (1, 3, 1, 1))), rng.normal(size=(3, 1, 2, 2)), group=3)
     model = g.build(y)
     xs = rng.normal(size=(4, 3, 4, 4))
-    rewritten(MoveAffinePastLinear, model, xs, ["Conv", "Mul"])
+    rewritten(move.MoveAffinePastLinear, model, xs, ["Conv", "Mul"])
     # a per-channel scale cannot pass a dense conv
     g = GraphBuilder()
     x = g.input([1, 3, 4, 4])
     dense = g.build(g.conv(g.mul(x, rng.uniform(0.5, 2, (1, 3, 1, 1))), rng.normal(size=(2, 3, 2, 2))))
-    assert apply_once(MoveAffinePastLinear, dense)[1] is False
+    assert apply_once(move.MoveAffinePastLinear, dense)[1] is False
 
 
 @pytest.mark.parametrize("op", ["Mul", "Add"])
@@ -346,7 +338,7 @@ def test_move_affine_past_depthwise_conv_with_channel_multiplier(op):
     model = g.build(g.conv(y, rng.normal(size=(6, 1, 2, 2)), group=3))
     xs = rng.normal(size=(4, 3, 4, 4))
     before = run(model, xs)
-    new, changed = apply_once(MoveAffinePastLinear, model)
+    new, changed = apply_once(move.MoveAffinePastLinear, model)
     if changed:
         assert_same(before, run(new, xs))
 
@@ -361,7 +353,7 @@ def test_move_affine_past_pad(op, c, value, expected):
     out = g.pad(y, (1, 2, 0, 1), value)
     model = g.build(out)
     xs = rng.normal(size=(3, 2, 3, 3))
-    new = rewritten(MoveAffinePastPad, model, xs, ["Pad", op])
+    new = rewritten(move.MoveAffinePastPad, model, xs, ["Pad", op])
     pad = new.graph.node[0]
     assert pad.input[0] == "x"
     assert float(new.get_initializer(pad.input[2])) == pytest.approx(expected)
@@ -377,12 +369,12 @@ def test_move_affine_past_maxpool():
         y = g.mul(x, c) if op == "Mul" else g.add(x, -c)
         model = g.build(g.maxpool(y, 2))
         xs = rng.normal(size=(4, 3, 4, 5))
-        rewritten(MoveAffinePastPooling, model, xs, ["MaxPool", op])
+        rewritten(move.MoveAffinePastPooling, model, xs, ["MaxPool", op])
     # a negative scale does not commute with max
     g = GraphBuilder()
     x = g.input([1, 3, 4, 4])
     model = g.build(g.maxpool(g.mul(x, np.array([1.0, -1.0, 2.0]).reshape(1, 3, 1, 1)), 2))
-    assert apply_once(MoveAffinePastPooling, model)[1] is False
+    assert apply_once(move.MoveAffinePastPooling, model)[1] is False
 
 
 def test_move_affine_past_reduce_sum():
@@ -394,7 +386,7 @@ def test_move_affine_past_reduce_sum():
                keepdims=1)
     model = g.build(y)
     xs = rng.normal(size=(4, 3, 2, 3))
-    new = rewritten(MoveAffinePastPooling, model, xs, ["ReduceSum", "Add"])
+    new = rewritten(move.MoveAffinePastPooling, model, xs, ["ReduceSum", "Add"])
     np.testing.assert_allclose(new.get_initializer(new.graph.node[1].input[1]).reshape(-1), 6 * c.reshape(-1),
                                rtol=1e-6)
 
@@ -416,7 +408,7 @@ def test_move_affine_past_reshape(shaper):
     before = run(model, xs)
     new = copy_model(model)
     for expected in (["Mul", "X", "Add"], ["X", "Mul", "Add"]):
-        new, changed = MoveAffinePastReshape().apply(new)
+        new, changed = move.MoveAffinePastReshape().apply(new)
         assert changed
         assert node_types(new) == [shaper if t == "X" else t for t in expected]
     assert new.graph.node[0].input[0] == "x"
@@ -432,7 +424,7 @@ def test_collapse_affine_chain():
     model = g.build(g.relu(g.add(y, 1.0)))
     xs = rng.normal(size=(6, 4))
     before = run(model, xs)
-    new, rounds = applied_until_unchanged(CollapseAffine, model)
+    new, rounds = applied_until_unchanged(move.CollapseAffine, model)
     assert rounds >= 4
     assert node_types(new) == ["Mul", "Add", "Relu"]
     assert_same(before, run(new, xs))

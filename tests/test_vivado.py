@@ -375,8 +375,8 @@ def test_block_design_recorded_from_the_tcl(tmp_path):
     design = record_design(build / "vivado", catalog=newer)
     (dma,) = design.cell_of("axi_dma")
     assert dma.name == "axi_dma" and dma.vlnv == "xilinx.com:ip:axi_dma:7.1"
-    assert dma.config["c_sg_length_width"] == "26" and dma.config["c_include_sg"] == "0"
-    assert (dma.config["c_m_axis_mm2s_tdata_width"], dma.config["c_s_axis_s2mm_tdata_width"]) == ("64", "8")
+    assert dma.parameters["c_sg_length_width"] == "26" and dma.parameters["c_include_sg"] == "0"
+    assert (dma.parameters["c_m_axis_mm2s_tdata_width"], dma.parameters["c_s_axis_s2mm_tdata_width"]) == ("64", "8")
     assert design.addresses["axi_dma"] == (0x40400000, 0x10000)
     assert ("axi_dma/M_AXIS_MM2S", "accel/s_axis") in design.intf_nets
     assert design.ip.vlnv == "hw-build.local:accel:accel_top:1.0"

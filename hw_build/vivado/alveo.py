@@ -28,6 +28,7 @@ from hw_build.vivado.common import (
     TopPorts,
     fmt_mhz,
     tcl_list,
+    tcl_project_with_rtl,
     tcl_word,
     top_ports,
 )
@@ -178,19 +179,7 @@ PACKAGE_KERNEL = HEADER + """\
 #   vivado -mode batch -source package_kernel.tcl        (build_xclbin.sh runs it)
 source [file join [file dirname [file normalize [info script]]] settings.tcl]
 
-create_project -force accel_kernel_prj [file join $here accel_kernel_prj] -part $part
-set_property target_language Verilog [current_project]
-set sources [list [file join $here $kernel.v]]
-foreach f $rtl_files { lappend sources [file join $rtl_dir $f] }
-add_files -norecurse $sources
-# the library's include files: headers found next to the modules that `include them
-foreach f [get_files -quiet *.vh] { set_property file_type {Verilog Header} $f }
-if {[llength $mem_files]} {
-    set mems {}
-    foreach f $mem_files { lappend mems [file join $rtl_dir $f] }
-    add_files -norecurse $mems
-    foreach f $mems { catch {set_property file_type {Memory Initialization Files} [get_files $f]} }
-}
+""" + tcl_project_with_rtl("accel_kernel_prj", "[list [file join $here $kernel.v]]") + """\
 set ooc [file join $here ${kernel}_ooc.xdc]
 set fh [open $ooc w]
 puts $fh "create_clock -period [format %.3f [expr {1000.0 / $clock_mhz}]] \\[get_ports ap_clk\\]"

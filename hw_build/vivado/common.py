@@ -13,13 +13,38 @@ from hw_build.boards import Board
 from hw_build.errors import BuildError
 
 __all__ = ["ACCEL_CELL", "BITFILE_BASENAME", "BITFILE_DIR", "DMA_CELL", "IP_LIBRARY", "IP_VENDOR", "IP_VERSION",
-           "Port", "RtlSources", "Stream", "TopPorts", "load_design", "top_ports"]
+           "Port", "RtlSources", "Stream", "TopPorts", "load_design", "tcl_project_with_rtl", "top_ports"]
 
 #: stream widths the AXI DMA supports on its stream side
 DMA_STREAM_WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024)
 MEMORY_SUFFIXES = (".mem", ".dat", ".hex", ".coe")
 #: the design's Verilog: modules, and the include files (.vh) the library modules `include
 VERILOG_SUFFIXES = (".v", ".sv", ".vh")
+
+
+def tcl_project_with_rtl(project: str, first_sources: str = "{}") -> str:
+    """Tcl that creates the Vivado project ``project`` under $here and adds the design's
+    Verilog (after ``first_sources``, a Tcl list), its include files and its memory
+    initialization files; the IP and the kernel packaging scripts both start with it."""
+    return f"""\
+create_project -force {project} [file join $here {project}] -part $part
+set_property target_language Verilog [current_project]
+set sources {first_sources}
+""" + """\
+foreach f $rtl_files { lappend sources [file join $rtl_dir $f] }
+add_files -norecurse $sources
+# the library's include files: headers found next to the modules that `include them
+foreach f [get_files -quiet *.vh] { set_property file_type {Verilog Header} $f }
+if {[llength $mem_files]} {
+    set mems {}
+    foreach f $mem_files { lappend mems [file join $rtl_dir $f] }
+    add_files -norecurse $mems
+    # $readmemh finds these by file name during synthesis
+    foreach f $mems { catch {set_property file_type {Memory Initialization Files} [get_files $f]} }
+}
+"""
+
+
 #: names the driver and the deploy package expect
 BITFILE_DIR = "bitfile"
 BITFILE_BASENAME = "accel"

@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deploy.handoff import Cell  # one block-design cell: name, VLNV, its CONFIG values
 from hw_build.errors import BuildError
 
 #: the IP catalog of the stubbed Vivado: VLNV -> default CONFIG values (what a cell has
@@ -65,16 +66,6 @@ def clock_divisors(pll_mhz: float, wanted_mhz: float) -> tuple[int, int]:
     return best
 
 
-@dataclass
-class Cell:
-    name: str
-    vlnv: str
-    config: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def ip_name(self) -> str:
-        return self.vlnv.split(":")[2]
-
 
 @dataclass
 class PackagedIp:
@@ -116,7 +107,7 @@ class DesignRecord:
 
     def achieved_clock_mhz(self) -> float:
         facts = PS_FACTS[self.ps.ip_name]
-        d0, d1 = clock_divisors(facts["pll_mhz"], float(self.ps.config[facts["freq"]]))
+        d0, d1 = clock_divisors(facts["pll_mhz"], float(self.ps.parameters[facts["freq"]]))
         return facts["pll_mhz"] / (d0 * d1)
 
 
@@ -208,7 +199,7 @@ class _Vivado:
             defaults = self.catalog.get(cell.vlnv, {})
             if defaults and param not in defaults and cell.ip_name not in ("processing_system7", "zynq_ultra_ps_e"):
                 self.fail(f"set_property {key}: {cell.vlnv} has no parameter {param}")
-            cell.config[param] = value
+            cell.parameters[param] = value
         elif kind == "core":
             ip = self.rec.ip
             if key in ("name", "version"):
@@ -227,7 +218,7 @@ class _Vivado:
             param = key[len("CONFIG."):]
             if cell.ip_name in PS_FACTS and param == PS_FACTS[cell.ip_name]["act"]:
                 return f"{self.rec.achieved_clock_mhz():.6f}"
-            return cell.config.get(param, self.catalog.get(cell.vlnv, {}).get(param, ""))
+            return cell.parameters.get(param, self.catalog.get(cell.vlnv, {}).get(param, ""))
         if kind == "pm":
             return name.split("|", 1)[1]
         if kind == "busif" and key == "name":
@@ -332,7 +323,7 @@ class _Vivado:
     def validate_bd_design(self, *args: str) -> str:
         """What Vivado's validation would reject about the DMA's streams."""
         for dma in self.rec.cell_of("axi_dma"):
-            cfg = {**self.catalog[dma.vlnv], **dma.config}
+            cfg = {**self.catalog[dma.vlnv], **dma.parameters}
             for pin, key in (("M_AXIS_MM2S", "c_m_axis_mm2s_tdata_width"), ("S_AXIS_S2MM", "c_s_axis_s2mm_tdata_width")):
                 peers = [b if a == f"{dma.name}/{pin}" else a for a, b in self.rec.intf_nets
                          if f"{dma.name}/{pin}" in (a, b)]

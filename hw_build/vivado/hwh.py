@@ -32,7 +32,7 @@ def _parameters(module: ET.Element, params: dict[str, str]) -> None:
 def _ps_parameters(design: DesignRecord) -> dict[str, str]:
     ps = design.ps
     facts = PS_FACTS[ps.ip_name]
-    params = {**CATALOG.get(ps.vlnv, {}), **ps.config}
+    params = {**CATALOG.get(ps.vlnv, {}), **ps.parameters}
     wanted = float(params[facts["freq"]])
     d0, d1 = clock_divisors(facts["pll_mhz"], wanted)
     params[facts["act"]] = f"{design.achieved_clock_mhz():.6f}"
@@ -99,7 +99,7 @@ def hwh_text(design: DesignRecord) -> str:
                     "MEMTYPE": "REGISTER", "SLAVEBUSINTERFACE": "S_AXI_LITE"})
             continue
         mod = _module(modules, cell.name, cell.vlnv)
-        params = {**CATALOG.get(cell.vlnv, {}), **cell.config}
+        params = {**CATALOG.get(cell.vlnv, {}), **cell.parameters}
         if cell.vlnv == design.ip.vlnv:
             params = {**design.ip.user_parameters, **params}
         if cell.name in design.addresses:

@@ -24,6 +24,7 @@ from hw_build.vivado.common import (
     RtlSources,
     fmt_mhz,
     tcl_list,
+    tcl_project_with_rtl,
     tcl_word,
     top_ports,
 )
@@ -152,20 +153,7 @@ PACKAGE_IP = HEADER + """\
 # Run alone: vivado -mode batch -source package_ip.tcl   (build_bitstream.tcl sources it)
 source [file join [file dirname [file normalize [info script]]] settings.tcl]
 
-create_project -force accel_ip_prj [file join $here accel_ip_prj] -part $part
-set_property target_language Verilog [current_project]
-set sources {}
-foreach f $rtl_files { lappend sources [file join $rtl_dir $f] }
-add_files -norecurse $sources
-# the library's include files: headers found next to the modules that `include them
-foreach f [get_files -quiet *.vh] { set_property file_type {Verilog Header} $f }
-if {[llength $mem_files]} {
-    set mems {}
-    foreach f $mem_files { lappend mems [file join $rtl_dir $f] }
-    add_files -norecurse $mems
-    # $readmemh finds these by file name during synthesis
-    foreach f $mems { catch {set_property file_type {Memory Initialization Files} [get_files $f]} }
-}
+""" + tcl_project_with_rtl("accel_ip_prj") + """\
 set_property top $top [current_fileset]
 update_compile_order -fileset sources_1
 
