@@ -71,7 +71,9 @@ def two_node_cluster(cpus_per_node: int = 1, timeout: float = 180.0) -> Iterator
     address = f"127.0.0.1:{port}"
     common = ["--block", f"--num-cpus={cpus_per_node}", "--disable-usage-stats"]
     # a loaded machine starts the per-node agents slowly: give them time
-    env = {**os.environ, **auth, "RAY_USAGE_STATS_ENABLED": "0", "RAY_agent_register_timeout_ms": "180000"}
+    env = {**os.environ, **auth, "RAY_USAGE_STATS_ENABLED": "0", "RAY_agent_register_timeout_ms": "180000",
+           # task workers at the driver's priority, as hw_build.distributed's local instance
+           "RAY_worker_niceness": "0"}
     env.pop("RAY_ADDRESS", None)
     # Ray turns --node-ip-address=127.0.0.1 into the machine's outward address (and then
     # listens on every interface) unless RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0; the second node
