@@ -10,6 +10,8 @@ the real Yosys, on this machine's cores and as Ray tasks on a two-node loopback 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -19,6 +21,8 @@ import pytest
 from hw_build import cache as hcache
 from hw_build.estimate import synth as hsynth
 from hw_build.rtl import library_files, module_closure, tools
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _sources(module: str) -> tuple[Path, ...]:
@@ -261,6 +265,18 @@ def test_a_damaged_verilator_model_is_rebuilt(tmp_path, monkeypatch, caplog):
 
 
 # --------------------------------------------------------------------------- real Yosys
+RAY_LEG = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from hw_build.estimate import synth as hsynth
+from tests.test_synth_scale import _jobs, _numbers
+tmp = Path(sys.argv[2])
+results, failures = hsynth.run_jobs(_jobs(tmp), tmp / "w3", cache=tmp / "c3", progress=False, ray_address=sys.argv[3])
+print(json.dumps({"numbers": _numbers(results), "failures": len(failures)}))
+"""
+
+
 @pytest.mark.slow
 def test_real_yosys_parallel_and_ray_equal_serial(tmp_path):
     """The real Yosys: serial, parallel on this machine's cores and as Ray tasks on a
@@ -270,10 +286,15 @@ def test_real_yosys_parallel_and_ray_equal_serial(tmp_path):
     jobs = _jobs(tmp_path)
     serial, f1 = hsynth.run_jobs(jobs, tmp_path / "w1", parallel=1, cache=tmp_path / "c1", progress=False)
     parallel, f2 = hsynth.run_jobs(jobs, tmp_path / "w2", parallel=2, cache=tmp_path / "c2", progress=False)
+    # the cluster leg in its own process, as a user's build runs: a local Ray that an earlier
+    # test started in this (xdist worker) process leaves authentication state behind, and the
+    # driver could not connect to the token-authenticated cluster
     with two_node_cluster() as address:
-        on_ray, f3 = hsynth.run_jobs(jobs, tmp_path / "w3", cache=tmp_path / "c3", progress=False,
-                                     ray_address=address)
-    assert not (f1 or f2 or f3)
-    assert _numbers(serial) == _numbers(parallel) == _numbers(on_ray)
+        proc = subprocess.run([sys.executable, "-c", RAY_LEG, str(ROOT), str(tmp_path), address], cwd=ROOT,
+                              capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    on_ray = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not (f1 or f2 or on_ray["failures"])
+    assert _numbers(serial) == _numbers(parallel) == on_ray["numbers"]
     assert serial["rom_a"]["lut"] > 0 and _numbers(serial)["rom_a"] == _numbers(serial)["rom_b"]
     assert len(list((tmp_path / "c3").glob("*.json"))) == 4
