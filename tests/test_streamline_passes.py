@@ -517,6 +517,10 @@ def check_chain_absorbed(model, shape, out, in_type, n_levels):
     new, changed = apply_once(ChainToMultiThreshold, model)
     assert changed
     assert node_types(new) == ["MultiThreshold", "Mul", "Add"]
+    # the tensors it adds are named alike every time (a build's folding.json names FIFOs by them)
+    again, _ = apply_once(ChainToMultiThreshold, model)
+    assert [(list(n.input), list(n.output)) for n in again.graph.node] == \
+        [(list(n.input), list(n.output)) for n in new.graph.node]
     mt, mul, add = new.graph.node
     assert mt.input[0] == "x" and mul.input[0] == mt.output[0] and add.input[0] == mul.output[0]
     assert add.output[0] == out

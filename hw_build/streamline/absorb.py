@@ -23,6 +23,7 @@ from hw_build.streamline.graph import (
     bounds_of,
     bypass,
     const,
+    fresh_name,
     insert_after,
     is_integer_tensor,
     new_tensor,
@@ -372,7 +373,7 @@ class TailToLabelSelect(Transformation):
         if not (np.all(a == a[0]) and a[0] > 0 and np.all(b == b[0])):
             a_int, b_int = self.integer_affine(a, b)
             for hint, values in (("label_a", a_int), ("label_b", b_int)):
-                name = f"{hint}_{model.make_new_valueinfo_name()}"
+                name = fresh_name(model, hint)
                 model.set_initializer(name, values)  # int64: float32 cannot hold them exactly
                 inputs.append(name)
         label = "label"

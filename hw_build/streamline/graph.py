@@ -38,16 +38,28 @@ def single_consumer(model: ModelWrapper, tensor: str):
     return consumers[0]
 
 
+def fresh_name(model: ModelWrapper, hint: str) -> str:
+    """``<hint>_<n>`` with the smallest n no tensor of the graph uses. Deterministic (unlike
+    qonnx's random ``make_new_valueinfo_name``): two builds of one model name their tensors,
+    and so their stream FIFOs, alike, so a build's folding.json fits the next build."""
+    g = model.graph
+    taken = {t.name for t in (*g.value_info, *g.input, *g.output, *g.initializer)}
+    taken.update(out for n in g.node for out in n.output)
+    n = 0
+    while f"{hint}_{n}" in taken:
+        n += 1
+    return f"{hint}_{n}"
+
+
 def new_tensor(model: ModelWrapper, shape, hint: str = "t") -> str:
-    name = model.make_new_valueinfo_name()
-    name = f"{hint}_{name}"
+    name = fresh_name(model, hint)
     vi = helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape) if shape else None)
     model.graph.value_info.append(vi)
     return name
 
 
 def add_const(model: ModelWrapper, value: np.ndarray, hint: str = "c") -> str:
-    name = f"{hint}_{model.make_new_valueinfo_name()}"
+    name = fresh_name(model, hint)
     model.set_initializer(name, np.asarray(value, dtype=np.float32))
     return name
 
