@@ -2,6 +2,7 @@
 """Build the anchor models and print our measured numbers next to FINN's published ones.
 
     .venv/bin/python benchmarks/anchors.py [--out build/bench] [--only cnv_w1a1 ...] [--no-synth]
+        [--folding-from EARLIER_OUT]   (each row with an earlier run's folding.json: same design)
 
 FPS is the RTL simulation's (clock / max(measured II, DMA cycles)); LUT/BRAM36 come from
 Yosys synth_xilinx of the stitched design (the estimate when --no-synth). Anchors:
@@ -112,6 +113,9 @@ def main() -> int:
     p.add_argument("--out", default=str(ROOT / "build" / "bench"))
     p.add_argument("--only", nargs="*", help="labels or model names to run")
     p.add_argument("--no-synth", action="store_true")
+    p.add_argument("--folding-from", metavar="DIR",
+                   help="an earlier anchors run (its --out): build each row with that run's folding.json, so "
+                        "two revisions are compared on the same design")
     args = p.parse_args()
     from hw_build import build
     from hw_build.errors import BuildError
@@ -126,6 +130,10 @@ def main() -> int:
         print(f"=== {label} -> {out}", flush=True)
         try:
             options = dict(extra)
+            earlier = Path(args.folding_from or "") / label.replace(" ", "_") / "folding.json"
+            if args.folding_from and earlier.is_file():
+                options.pop("target_fps", None)
+                options["folding"] = earlier
             report = build(model, options.pop("board", "pynq-z2"), output=out, synth=not args.no_synth, **options)
         except BuildError as exc:
             failures.append(f"FAIL  {label}: the build failed: {str(exc).splitlines()[0]}")

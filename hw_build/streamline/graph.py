@@ -44,11 +44,11 @@ def fresh_name(model: ModelWrapper, hint: str) -> str:
     and so their stream FIFOs, alike, so a build's folding.json fits the next build."""
     g = model.graph
     taken = {t.name for t in (*g.value_info, *g.input, *g.output, *g.initializer)}
-    taken.update(out for n in g.node for out in n.output)
-    n = 0
-    while f"{hint}_{n}" in taken:
-        n += 1
-    return f"{hint}_{n}"
+    taken.update(out for node in g.node for out in node.output)
+    k = 0
+    while f"{hint}_{k}" in taken:
+        k += 1
+    return f"{hint}_{k}"
 
 
 def new_tensor(model: ModelWrapper, shape, hint: str = "t") -> str:

@@ -21,6 +21,10 @@ MEMORY_SUFFIXES = (".mem", ".dat", ".hex", ".coe")
 #: the design's Verilog: modules, and the include files (.vh) the library modules `include
 VERILOG_SUFFIXES = (".v", ".sv", ".vh")
 
+#: names the driver and the deploy package expect
+BITFILE_DIR = "bitfile"
+BITFILE_BASENAME = "accel"
+
 
 def tcl_project_with_rtl(project: str, first_sources: str = "{}") -> str:
     """Tcl that creates the Vivado project ``project`` under $here and adds the design's
@@ -43,11 +47,6 @@ if {[llength $mem_files]} {
     foreach f $mems { catch {set_property file_type {Memory Initialization Files} [get_files $f]} }
 }
 """
-
-
-#: names the driver and the deploy package expect
-BITFILE_DIR = "bitfile"
-BITFILE_BASENAME = "accel"
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,6 @@ def clock_divisors(pll_mhz: float, wanted_mhz: float) -> tuple[int, int]:
     return best
 
 
-
 @dataclass
 class PackagedIp:
     """What package_ip.tcl made of rtl/: name, version, bus interfaces, user parameters."""
