@@ -37,6 +37,10 @@ def child_main() -> int:
 
     step, when, how = sys.argv[1:4]
     real = flow.STEP_BY_NAME[step].run
+    # Ctrl-C as at a terminal: a test run started in the background of a non-interactive
+    # shell (`pytest ... &`, nohup) passes SIGINT down ignored, and Python then never raises
+    # KeyboardInterrupt (the slow target failed all six SIGINT cases that way)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def wrapped(ctx) -> None:
         if when == "after":
