@@ -294,8 +294,7 @@ def step_rtl(ctx: Context) -> None:
     if rtl_dir.exists():
         shutil.rmtree(rtl_dir)
     frames = _verify_frames_nhwc(ctx)
-    if len(frames) < 3:  # FIFO sizing needs back-to-back frames
-        frames = np.concatenate([frames] * 3)[:3]
+    frames = sim.cycled_frames(frames, 3)  # the stall proof of the sizing: back-to-back frames
     log.info("generating Verilog and sizing FIFOs by simulation (%d frames)...", len(frames))
     depths = sim.size_fifos(model, rtl_dir, frames=frames[:4])
     problems = tools.lint(rtl_dir)
@@ -323,7 +322,7 @@ def step_verify(ctx: Context) -> None:
     log.info("RTL simulation of %d frames with random stalls on input valid and output ready...", len(frames))
     labels, _ = sim.simulate_top(rtl_dir, frames, stall_in=0.3, stall_out=0.3, seed=1)
     # the initiation interval is measured without stalls, over >= 3 back-to-back frames
-    timing_frames = frames if len(frames) >= 3 else np.concatenate([frames] * 3)[:3]
+    timing_frames = sim.cycled_frames(frames, 3)
     timing_labels, stats = sim.simulate_top(rtl_dir, timing_frames, stall_in=0.0, stall_out=0.0, seed=2)
     dataflow = ctx.verify_array("dataflow")
     mismatch_df = int((labels != dataflow).sum())

@@ -567,6 +567,13 @@ def simulate_top(rtl_dir: Path, frames_uint8_nhwc: np.ndarray, stall_in: float =
     return labels, stats
 
 
+def cycled_frames(frames: np.ndarray, n: int) -> np.ndarray:
+    """``frames`` repeated in order to at least ``n`` frames (all of them when there are more):
+    back-to-back frames for a timing run, whose cycles do not depend on the pixel values."""
+    frames = np.asarray(frames)
+    return np.resize(frames, (max(n, len(frames)), *frames.shape[1:]))
+
+
 #: frames the sizing runs stream: enough for the start-up transient of a deep design to pass
 #: before the second half, where ``frame_timing`` measures the steady state
 SIZING_FRAMES = 8
@@ -599,8 +606,7 @@ def size_fifos(model: ModelWrapper, out_dir: Path, frames: np.ndarray | None = N
     if frames is None:
         rng = np.random.default_rng(seed)
         frames = rng.integers(0, 256, size=(4, *g.frame_shape), dtype=np.uint8)
-    frames = np.asarray(frames)
-    timing_frames = np.concatenate([frames] * -(-SIZING_FRAMES // len(frames)))[:max(SIZING_FRAMES, len(frames))]
+    timing_frames = cycled_frames(frames, SIZING_FRAMES)
     ops = fifos(model)
     fixed = {name: op.depth() for name, op in ops.items() if op.get_nodeattr("fixed_depth")}
     set_fifo_depths(model, {name: fixed.get(name, op.frame_depth()) for name, op in ops.items()})
