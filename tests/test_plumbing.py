@@ -1,5 +1,5 @@
 """The stream plumbing transformation (hw_build.fold.plumbing): FIFOs, width converters and
-the DMA adapters as graph nodes, one FIFO per edge on the wider side of its converter,
+the DMA adapters as graph nodes, one FIFO per edge on the producer's side of its converter,
 Python execution unchanged, and idempotent after refolding."""
 
 from __future__ import annotations
@@ -32,11 +32,16 @@ def test_every_edge_gets_one_fifo_and_converters_where_widths_differ():
                           and e.producer.width != e.consumer.width}
     first = [n.op_type for n in design.graph.node[:4]]
     assert first[0] == "TlastQueue" and "DmaUnpack" in first
-    # the FIFO of an edge sits on the wide side: before a downsizer, after an upsizer
+    # the FIFO of an edge sits before its converter: on the wide side of a downsizer, the
+    # narrow side of an upsizer; only the DMA's own upsizer (none here) has it after
+    upsizers = 0
     for e in g.edges:
         fifo = fifos(design)[f"{codegen.verilog_name(e.tensor)}_fifo"]
-        wide = max(64 if e.producer.node is None else e.producer.width, e.consumer.width)
-        assert fifo.get_nodeattr("in_bits") == wide, e.tensor
+        producer = 64 if e.producer.node is None else e.producer.width
+        upsizers += e.producer.node is not None and producer < e.consumer.width
+        dma_upsizer = e.producer.node is None and producer < e.consumer.width
+        assert fifo.get_nodeattr("in_bits") == (e.consumer.width if dma_upsizer else producer), e.tensor
+    assert upsizers, "the chain has no upsizer between layers: the check above would not see one"
 
 
 def test_python_execution_is_unchanged():

@@ -63,6 +63,14 @@ def build_cases() -> dict[str, T.Case]:
                                        weights=2 * rng.integers(0, 2, size=(4, 27)) - 1))
     add("mvtu_int_stages_th", T.mvtu_case(rng, "mvtu_int_stages_th", 36, 6, 3, 18, vectors=2, binary=False,
                                           in_dtype="INT4", w_dtype="INT3", thresholds=3, frames=FRAMES))
+    # LUT-ROM weights deeper than 64 words: rom.v reads them in 64-word banks (a register
+    # per bank, then one picking the bank); 160 words (a partial last bank) and 256. Their
+    # own generator keeps the random cases below as they were.
+    banked = np.random.default_rng(SEED + 1)
+    add("mvtu_bin_banked_rom", T.mvtu_case(banked, "mvtu_bin_banked_rom", 20, 8, 1, 1, vectors=2, thresholds=1,
+                                           frames=FRAMES))
+    add("mvtu_int_banked_rom", T.mvtu_case(banked, "mvtu_int_banked_rom", 16, 16, 1, 1, vectors=2, binary=False,
+                                           in_dtype="UINT2", w_dtype="INT3", thresholds=3, frames=FRAMES))
     for k in range(4):
         binary = bool(rng.integers(2))
         mw = int(_pick(rng, [4, 6, 8, 9, 12, 18, 32]))
@@ -192,6 +200,15 @@ def test_stalls_slow_the_layers_down(runs):
     free = sum(r.cycles_total for r in runs["free"][:1])
     stalled = sum(r.cycles_total for r in runs["stalls_a"][:1])
     assert stalled > free * 1.2
+
+
+def test_banked_rom_cases_have_lut_rom_weights_deeper_than_a_bank():
+    """The two banked-ROM cases above really take rom.v's banked read (LUT ROM, 64 < words <= 256)."""
+    for name, words in (("mvtu_bin_banked_rom", 160), ("mvtu_int_banked_rom", 256)):
+        model, node, _ = CASES[name]
+        params = getCustomOp(node).rtl_params(model)
+        assert params["WEIGHT_STYLE"] == "distributed", name
+        assert (params["MW"] // params["SIMD"]) * (params["MH"] // params["PE"]) == words, name
 
 
 def test_deep_narrow_weight_rom_goes_to_block_ram():

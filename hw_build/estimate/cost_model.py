@@ -87,8 +87,10 @@ def ram_features(depth: int, width: int, prefix: str, lut: Features, ff: Feature
     return bram36(depth, width)
 
 
-def rom_features(depth: int, width: int, style: str, prefix: str, lut: Features, ff: Features) -> float:
-    """Features of a ROM (rom.v, registered read) in the given style; returns its block RAMs."""
+def rom_features(depth: int, width: int, style: str, prefix: str, lut: Features, ff: Features,
+                 read_stages: int = 1) -> float:
+    """Features of a ROM (rom.v, registered read, ``read_stages`` data registers) in the given
+    style; returns its block RAMs."""
     if depth * width == 0:
         return 0.0
     if style == "block":
@@ -100,7 +102,9 @@ def rom_features(depth: int, width: int, style: str, prefix: str, lut: Features,
     # ROMs need multiplexer trees, which Yosys maps less tightly (each class its own coefficient)
     kind = "_small" if depth <= 4 else "" if depth <= 64 else "_deep"
     lut[f"{prefix}_rom{kind}"] = rom_logic_luts(depth, width)
-    ff[f"{prefix}_rom_q"] = width
+    # the second stage of a deep ROM registers each 64-word bank, then the chosen word (rom.v)
+    banks = -(-depth // 64) if read_stages > 1 and 64 < depth <= 256 else read_stages - 1
+    ff[f"{prefix}_rom_q"] = width * (1 + banks)
     return 0.0
 
 

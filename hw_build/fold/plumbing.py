@@ -8,9 +8,9 @@ arriving as DMA words) and each edge between layers::
     pixels -> TlastQueue -> [Fifo] -> DmaUnpack -> [Fifo] -> first layer
     t      -> [Fifo] -> [WidthConverter] -> [Fifo] -> consumer
 
-with exactly one FIFO per edge, on the wider side of its converter (:func:`fifo_place`),
-and a converter only where the producer's beats differ from the consumer's. Every edge of
-the plumbed graph joins ports of equal width. The fold step runs it after folding (the
+with exactly one FIFO per edge, on the wide side of a downsizer and the narrow side of an
+upsizer (:func:`fifo_place`), and a converter only where the producer's beats differ from
+the consumer's. Every edge of the plumbed graph joins ports of equal width. The fold step runs it after folding (the
 widths follow the folding); run it again after refolding: it first removes the plumbing
 it finds (:class:`RemoveStreamPlumbing`).
 """
@@ -44,9 +44,10 @@ class FifoPlace:
     beats: int               # beats per frame through the FIFO
 
 
-def fifo_place(e, dma_bits: int = 64) -> FifoPlace:
-    """The FIFO of an edge (a :class:`hw_build.rtl.codegen.Edge` of the layer graph) goes on
-    the *wider* side of its width converter.
+def fifo_place(e, dma_bits: int = 64, join: bool = False) -> FifoPlace:
+    """Where the FIFO of an edge (a :class:`hw_build.rtl.codegen.Edge` of the layer graph)
+    goes: the *wide* side of a downsizer, the *narrow* side of an upsizer, except in front
+    of a residual join (``join``), where it stays on the wide side.
 
     A converter moves one beat per cycle on its narrow side, so on its wide side it takes
     (or gives) a beat only every few cycles. A layer that writes wide beats in bursts (a
@@ -54,14 +55,23 @@ def fifo_place(e, dma_bits: int = 64) -> FifoPlace:
     in between) straight into a downsizer is throttled to the downsizer's drain rate
     during every burst and runs slower than its cycles() (ftbnn_tiny: II 7,644 instead of
     7,056); behind a FIFO it writes the burst at full speed and the downsizer drains the
-    FIFO while the layer works on. Likewise a wide consumer reads bursts from a FIFO after
-    an upsizer. The wide side also needs fewer, wider entries, which maps better to RAM."""
+    FIFO while the layer works on.
+
+    An upsizer's wide side gets a beat only every IN/OUT-ratio cycles, so a wide FIFO
+    there would only ever hold what the narrow side buffers anyway, at the cost of a
+    register of the wide word per entry (a 2-deep 576-bit FIFO is about 600 LUT, the
+    narrow one a few). FIFO sizing (``hw_build.rtl.sim.size_fifos``) proves that the
+    design keeps its II with the FIFO there and deepens it where a burst needs room. The
+    shortcut FIFO of a residual join holds thousands of beats; it stays on the wide side,
+    where its depth estimate (:func:`estimated_join_fifo_depths`) is made."""
     prod_width = dma_bits if e.producer.node is None else e.producer.width
+    frame_bits = e.beats * e.consumer.width
     if prod_width > e.consumer.width:
-        frame_bits = e.beats * e.consumer.width
         if e.producer.node is None:
             return FifoPlace(True, prod_width, -(-frame_bits // prod_width))
         return FifoPlace(True, prod_width, frame_bits // prod_width)
+    if prod_width < e.consumer.width and e.producer.node is not None and not join:
+        return FifoPlace(True, prod_width, -(-frame_bits // prod_width))
     return FifoPlace(False, e.consumer.width, e.beats)
 
 
@@ -88,7 +98,7 @@ def estimated_join_fifo_depths(model: ModelWrapper, graph, dma_bits: int = 64) -
             continue
         latest = max(delay.get(t, 0.0) for t in ins)
         for t in ins:
-            place = fifo_place(by_tensor[t], dma_bits)
+            place = fifo_place(by_tensor[t], dma_bits, join=True)
             pixels = int(np.prod(model.get_tensor_shape(t)[1:-1])) or 1
             beats_per_pixel = max(1, place.beats // pixels)
             skew = latest - delay.get(t, 0.0)
@@ -149,7 +159,7 @@ class InsertStreamPlumbing(Transformation):
         vt = verilog_name(e.tensor)
         shape = [1] + [int(d) for d in model.get_tensor_shape(e.tensor)[1:]]
         dtype = e.dtype.name
-        place = fifo_place(e, self.dma_bits)
+        place = fifo_place(e, self.dma_bits, join=e.tensor in joins)
         dma = e.producer.node is None
         frame_bits = e.beats * e.consumer.width
         in_width = self.dma_bits if dma else e.producer.width

@@ -53,7 +53,9 @@ class MvtuParams(rtl_record("mvtu")):
         lut: Features = {"const": 1.0}
         ff: Features = {"const": 1.0, "counters": clog2(sf) + clog2(nf) + clog2(sf * nf)}
         lut["counters"] = ff["counters"]
-        bram = rom_features(sf * nf, pe * simd * w_bits, self.WEIGHT_STYLE, "w", lut, ff)
+        # mvtu.v W_READ_STAGES: a LUT ROM of over 32 words has a data register after its decode
+        w_stages = 2 if self.WEIGHT_STYLE != "block" and sf * nf > 32 else 1
+        bram = rom_features(sf * nf, pe * simd * w_bits, self.WEIGHT_STYLE, "w", lut, ff, w_stages)
         if binary and "w_rom" in lut and sf * nf <= 32:
             # Yosys moves the ROM's output register to its address: a weight bit is then a
             # function of at most 5 address bits, which shares its LUT6 with the XNOR
@@ -61,7 +63,7 @@ class MvtuParams(rtl_record("mvtu")):
         xword = simd * in_bits
         if nf > 1:
             bram += ram_features(2 * sf, xword, "xbuf", lut, ff)
-        ff["x_word"] = xword
+        ff["x_word"] = xword * w_stages      # the input word waits for the weights
         terms = pe * simd
         dsp = 0.0
         if binary:

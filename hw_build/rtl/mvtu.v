@@ -20,7 +20,9 @@
 //
 // Pipeline, all stages advancing together when the output register is free:
 //   issue   (counters, ROM/buffer read addresses)
-//   A       weights, input word
+//   read    input word and weights (block RAM, or a LUT ROM of at most 32 words)
+//   A       the same; a LUT ROM of over 32 words delivers its weights here, one stage
+//           later (rom READ_STAGES 2: a data register between its decode and the XNOR)
 //   B       integer mode only: registered products (binary mode: xnor feeds C directly)
 //   C       per-lane adder-tree sums, in ceil(log_SUM_GROUP(SIMD)) registered stages
 //   acc     accumulate over synapse folds; threshold word read
@@ -63,6 +65,12 @@ module mvtu #(
     localparam [NW-1:0] LAST_NF = LAST_NF_I[NW-1:0];
     localparam integer LAST_ADDR_I = FOLDS - 1;
     localparam [AW-1:0] LAST_ADDR = LAST_ADDR_I[AW-1:0];
+    // A LUT-ROM weight word of up to 32 folds is a 5-input function per bit, which shares
+    // one LUT6 with its XNOR; deeper ones get a data register after the ROM's decode (rom.v
+    // READ_STAGES), else decode, XNOR and popcount make one stage 9-10 LUT levels deep.
+    /* verilator lint_off WIDTHEXPAND */
+    localparam W_READ_STAGES = (WEIGHT_STYLE == "block" || FOLDS <= 32) ? 1 : 2;
+    /* verilator lint_on WIDTHEXPAND */
 
     // ---------------------------------------------------------------- control
     reg                   out_valid;
@@ -95,23 +103,59 @@ module mvtu #(
         end
     end
 
-    // ---------------------------------------------------------------- stage A
-    reg             a_valid, a_first, a_last;
-    reg [NW-1:0]    a_nf;
+    // ---------------------------------------------------------------- read stage, stage A
+    reg             r_valid, r_first, r_last;
+    reg [NW-1:0]    r_nf;
+    wire [XWORD-1:0] r_x;
+    wire            a_valid, a_first, a_last;
+    wire [NW-1:0]   a_nf;
     wire [WWORD-1:0] a_w;
     wire [XWORD-1:0] a_x;
 
-    rom #(.WIDTH(WWORD), .DEPTH(FOLDS), .INIT_FILE(WEIGHTS_FILE), .STYLE(WEIGHT_STYLE)) weight_rom (
+    rom #(.WIDTH(WWORD), .DEPTH(FOLDS), .INIT_FILE(WEIGHTS_FILE), .STYLE(WEIGHT_STYLE),
+          .READ_STAGES(W_READ_STAGES)) weight_rom (
         .clk(clk), .en(advance), .addr(waddr), .data(a_w)
     );
 
     always @(posedge clk) begin
         if (advance) begin
-            a_first <= (sf == {SW{1'b0}});
-            a_last  <= (sf == LAST_SF);
-            a_nf    <= nf;
+            r_first <= (sf == {SW{1'b0}});
+            r_last  <= (sf == LAST_SF);
+            r_nf    <= nf;
         end
     end
+
+    generate
+        if (W_READ_STAGES > 1) begin : g_weight_wait
+            // the input word and the fold's flags wait for the weight ROM's data register
+            reg [XWORD-1:0] x_q;
+            reg             valid_q, first_q, last_q;
+            reg [NW-1:0]    nf_q;
+            always @(posedge clk) begin
+                if (advance) begin
+                    x_q     <= r_x;
+                    first_q <= r_first;
+                    last_q  <= r_last;
+                    nf_q    <= r_nf;
+                end
+            end
+            always @(posedge clk) begin
+                if (!rst_n) valid_q <= 1'b0;
+                else if (advance) valid_q <= r_valid;
+            end
+            assign a_x     = x_q;
+            assign a_valid = valid_q;
+            assign a_first = first_q;
+            assign a_last  = last_q;
+            assign a_nf    = nf_q;
+        end else begin : g_weight_ready
+            assign a_x     = r_x;
+            assign a_valid = r_valid;
+            assign a_first = r_first;
+            assign a_last  = r_last;
+            assign a_nf    = r_nf;
+        end
+    endgenerate
 
     generate
         if (NF > 1) begin : g_input_buffer
@@ -141,7 +185,7 @@ module mvtu #(
                 if (wr_fire) vector[wr_addr] <= s_axis_tdata;
                 if (advance) x_word <= vector[rd_addr];
             end
-            assign a_x = x_word;
+            assign r_x = x_word;
 
             always @(posedge clk) begin
                 if (!rst_n) begin
@@ -163,7 +207,7 @@ module mvtu #(
             // one neuron fold: each input word is used once, straight from the stream
             reg [XWORD-1:0] x_word;
             always @(posedge clk) if (advance) x_word <= s_axis_tdata;
-            assign a_x           = x_word;
+            assign r_x           = x_word;
             assign s_axis_tready = advance;
             assign vector_ready  = s_axis_tvalid;
             wire unused = &{1'b0, vector_done};
@@ -347,7 +391,7 @@ module mvtu #(
     // the fold's flags travel with its sums
     reg [STAGES:1] st_valid, st_first, st_last;
     reg [NW-1:0]   st_nf [1:STAGES];
-    integer        q;
+    integer        q, qv;    // one loop variable per always block (one driver each)
     always @(posedge clk) begin
         if (advance) begin
             st_first[1] <= b_first;
@@ -364,7 +408,7 @@ module mvtu #(
         if (!rst_n) st_valid <= {STAGES{1'b0}};
         else if (advance) begin
             st_valid[1] <= b_valid;
-            for (q = 2; q <= STAGES; q = q + 1) st_valid[q] <= st_valid[q-1];
+            for (qv = 2; qv <= STAGES; qv = qv + 1) st_valid[qv] <= st_valid[qv-1];
         end
     end
     assign c_valid = st_valid[STAGES];
@@ -432,11 +476,11 @@ module mvtu #(
 
     always @(posedge clk) begin
         if (!rst_n) begin
-            a_valid   <= 1'b0;
+            r_valid   <= 1'b0;
             acc_valid <= 1'b0;
             out_valid <= 1'b0;
         end else if (advance) begin
-            a_valid   <= issue;
+            r_valid   <= issue;
             acc_valid <= c_valid && c_last;
             out_valid <= acc_valid;
         end

@@ -2,6 +2,13 @@
 // a $readmemh file. STYLE "block" / "distributed" asks the synthesis tool for block RAM
 // or LUTs (through rom_style/ram_style attributes); anything else leaves the choice to
 // the tool.
+//
+// READ_STAGES = 2 adds a second register on the read data (data two enabled clocks after
+// addr). A LUT ROM needs it to end in a real data register: synthesis merges the first
+// read register into the memory (Yosys memory_dff) and then implements that as a register
+// on the address, which leaves the ROM's whole decode in front of the logic reading
+// `data` (a binary MVTU's weight ROM: address register, decode, XNOR and popcount, 10 LUT
+// levels in one stage).
 `default_nettype none
 `include "common.vh"
 
@@ -9,7 +16,8 @@ module rom #(
     parameter WIDTH     = 8,
     parameter DEPTH     = 16,
     parameter INIT_FILE = "",
-    parameter STYLE     = "auto"
+    parameter STYLE     = "auto",
+    parameter READ_STAGES = 1          // 1 or 2 registers on the read data
 ) (
     input  wire                     clk,
     input  wire                     en,     // read enable (pipeline advance)
@@ -30,7 +38,13 @@ module rom #(
                 if (INIT_FILE != "") $readmemh(INIT_FILE, mem); \
             end \
             always @(posedge clk) if (en) q <= mem[addr]; \
-            assign data = q;
+            if (READ_STAGES > 1) begin : g_data_register \
+                reg [WIDTH-1:0] q2; \
+                always @(posedge clk) if (en) q2 <= q; \
+                assign data = q2; \
+            end else begin : g_read_register \
+                assign data = q; \
+            end
 
     generate
         if (IS_BLOCK) begin : g_block
@@ -45,7 +59,32 @@ module rom #(
             (* rom_style = "distributed" *)
 `endif
             reg [WIDTH-1:0] mem [0:DEPTH-1];
-            `ROM_READ_PORT
+            if (READ_STAGES > 1 && DEPTH > 64 && DEPTH <= 256) begin : g_banked
+                // Banks of 64 words, each bit of a bank a function of six address bits (one
+                // LUT6), registered; the second stage picks the bank. Read as one deep ROM,
+                // synthesis builds word decoders shared by all bits instead (about 9 LUTs a
+                // bit for 144 words, and 10 LUT levels in an MVTU).
+                localparam AW = `CLOG2_1(DEPTH);
+                localparam BW = AW - 6;
+                localparam BANKS = (DEPTH + 63) / 64;
+                reg [BANKS*WIDTH-1:0] banks_q;
+                reg [BW-1:0]          bank_q;
+                reg [WIDTH-1:0]       q2;
+                initial begin
+                    if (INIT_FILE != "") $readmemh(INIT_FILE, mem);
+                end
+                genvar b;
+                for (b = 0; b < BANKS; b = b + 1) begin : g_bank
+                    localparam integer BASE = b * 64;
+                    wire [AW-1:0] word = {BASE[AW-1:6], addr[5:0]};
+                    always @(posedge clk) if (en) banks_q[b*WIDTH +: WIDTH] <= mem[word];
+                end
+                always @(posedge clk) if (en) bank_q <= addr[AW-1:6];
+                always @(posedge clk) if (en) q2 <= banks_q[bank_q*WIDTH +: WIDTH];
+                assign data = q2;
+            end else begin : g_port
+                `ROM_READ_PORT
+            end
         end else begin : g_auto
             reg [WIDTH-1:0] mem [0:DEPTH-1];
             `ROM_READ_PORT
