@@ -395,12 +395,13 @@ def burst_graph(rng: np.random.Generator) -> ModelWrapper:
     return make_graph("burst", ("pixels", t["pixels"][0]), ("label", t["label"][0]), layers, t)
 
 
-def plumbed(model: ModelWrapper, dma_bits: int = 64, depths: dict[str, int] | None = None) -> ModelWrapper:
+def plumbed(model: ModelWrapper, dma_bits: int = 64, depths: dict[str, int] | None = None,
+            narrow_upsizers: bool = True) -> ModelWrapper:
     """``model`` with its stream plumbing (what the fold step adds), FIFO depths overridden by
     ``depths`` (FIFO node name -> depth)."""
     from hw_build.fold.plumbing import insert_stream_plumbing, set_fifo_depths
 
-    model = insert_stream_plumbing(model, dma_bits)
+    model = insert_stream_plumbing(model, dma_bits, narrow_upsizers)
     set_fifo_depths(model, depths or {})
     return model
 

@@ -61,6 +61,7 @@ def test_cli_build_rtl_equals_dataflow_and_report_keys(tfc_full_build):
     # measured II is the folding's designed bottleneck or the DMA's cycles per frame, whichever is
     # slower (exactly), and the FPS is bounded by the DMA as DESIGN.md defines it
     assert rtl["ii_cycles"] == max(report["estimate"]["cycles_per_frame"], report["dma"]["cycles_per_frame"])
+    assert rtl["designed_ii_cycles"] == rtl["ii_cycles"]   # what the verify step compares (and warns on)
     assert rtl["fps"] == pytest.approx(report["clock_mhz"] * 1e6 / max(rtl["ii_cycles"],
                                                                        report["dma"]["cycles_per_frame"]))
     assert report["dma"]["in_bits_per_frame"] == 28 * 28 * 8

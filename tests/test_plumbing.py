@@ -9,7 +9,7 @@ import re
 import numpy as np
 from qonnx.custom_op.registry import getCustomOp
 
-from hw_build.fold.plumbing import InsertStreamPlumbing, RemoveStreamPlumbing, fifos, is_plumbing
+from hw_build.fold.plumbing import InsertStreamPlumbing, RemoveStreamPlumbing, fifos, is_plumbing, narrow_upsizer_fifos
 from hw_build.rtl import codegen
 from tests import rtl_cases as T
 
@@ -42,6 +42,8 @@ def test_every_edge_gets_one_fifo_and_converters_where_widths_differ():
         dma_upsizer = e.producer.node is None and producer < e.consumer.width
         assert fifo.get_nodeattr("in_bits") == (e.consumer.width if dma_upsizer else producer), e.tensor
     assert upsizers, "the chain has no upsizer between layers: the check above would not see one"
+    assert len(narrow_upsizer_fifos(design)) == upsizers
+    assert narrow_upsizer_fifos(T.plumbed(layers, 64, narrow_upsizers=False)) == []
 
 
 def test_python_execution_is_unchanged():

@@ -88,6 +88,7 @@ def test_folding_file_round_trips_the_parallel_window(tmp_path):
 
 
 def test_generated_top_with_parallel_window_matches_python(tmp_path):
+    from hw_build.fold.plumbing import narrow_upsizer_fifos
     from hw_build.rtl import sim
 
     rng = np.random.default_rng(11)
@@ -96,7 +97,12 @@ def test_generated_top_with_parallel_window_matches_python(tmp_path):
     frames = T.random_frames(rng, 6, model.get_tensor_shape("pixels")[1:])
     expected = T.execute_graph(model, frames)
     design = T.plumbed(model, 64)
+    assert narrow_upsizer_fifos(design) == ["bits0_fifo", "pooled_fifo"]
     sim.size_fifos(design, tmp_path, frames[:4])        # as the build's verify step does
+    # the thresholds (192 cycles, no slack) feed the window, which reads in bursts, through a
+    # 1 -> 3 bit upsizer: with the FIFOs on the narrow side the deep run measured II 210, so
+    # the sizing put the upsizers' FIFOs on the wide side (what the II check below proves)
+    assert narrow_upsizer_fifos(design) == []
     for seed, (stall_in, stall_out) in enumerate([(0.3, 0.3), (0.0, 0.0)]):
         labels, stats = sim.simulate_top(tmp_path, frames, stall_in, stall_out, seed=seed)
         np.testing.assert_array_equal(labels, expected)

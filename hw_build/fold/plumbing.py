@@ -44,10 +44,11 @@ class FifoPlace:
     beats: int               # beats per frame through the FIFO
 
 
-def fifo_place(e, dma_bits: int = 64, join: bool = False) -> FifoPlace:
+def fifo_place(e, dma_bits: int = 64, join: bool = False, narrow_upsizers: bool = True) -> FifoPlace:
     """Where the FIFO of an edge (a :class:`hw_build.rtl.codegen.Edge` of the layer graph)
     goes: the *wide* side of a downsizer, the *narrow* side of an upsizer, except in front
-    of a residual join (``join``), where it stays on the wide side.
+    of a residual join (``join``) or with ``narrow_upsizers`` off, where it stays on the
+    wide side.
 
     A converter moves one beat per cycle on its narrow side, so on its wide side it takes
     (or gives) a beat only every few cycles. A layer that writes wide beats in bursts (a
@@ -60,17 +61,20 @@ def fifo_place(e, dma_bits: int = 64, join: bool = False) -> FifoPlace:
     An upsizer's wide side gets a beat only every IN/OUT-ratio cycles, so a wide FIFO
     there would only ever hold what the narrow side buffers anyway, at the cost of a
     register of the wide word per entry (a 2-deep 576-bit FIFO is about 600 LUT, the
-    narrow one a few). FIFO sizing (``hw_build.rtl.sim.size_fifos``) proves that the
-    design keeps its II with the FIFO there and deepens it where a burst needs room. The
-    shortcut FIFO of a residual join holds thousands of beats; it stays on the wide side,
-    where its depth estimate (:func:`estimated_join_fifo_depths`) is made."""
+    narrow one a few). It holds the II unless a consumer that reads in bursts (a sliding
+    window filling its line buffer) meets a producer with no slack: the upsizer hands out
+    one wide beat per ratio cycles, so the burst stalls the producer, and a frame takes
+    longer. FIFO sizing (``hw_build.rtl.sim.size_fifos``) measures that and then puts the
+    upsizers' FIFOs back on the wide side. The shortcut FIFO of a residual join holds
+    thousands of beats; it stays on the wide side, where its depth estimate
+    (:func:`estimated_join_fifo_depths`) is made."""
     prod_width = dma_bits if e.producer.node is None else e.producer.width
     frame_bits = e.beats * e.consumer.width
     if prod_width > e.consumer.width:
         if e.producer.node is None:
             return FifoPlace(True, prod_width, -(-frame_bits // prod_width))
         return FifoPlace(True, prod_width, frame_bits // prod_width)
-    if prod_width < e.consumer.width and e.producer.node is not None and not join:
+    if prod_width < e.consumer.width and e.producer.node is not None and narrow_upsizers and not join:
         return FifoPlace(True, prod_width, -(-frame_bits // prod_width))
     return FifoPlace(False, e.consumer.width, e.beats)
 
@@ -131,11 +135,12 @@ class InsertStreamPlumbing(Transformation):
     throughput), :func:`estimated_join_fifo_depths` on the inputs of a residual join;
     ``hw_build.rtl.sim.size_fifos`` measures and sets them."""
 
-    def __init__(self, dma_bits: int = 64):
+    def __init__(self, dma_bits: int = 64, narrow_upsizers: bool = True):
         super().__init__()
         if dma_bits <= 0 or dma_bits % 8:
             raise BuildError(f"dma_bits={dma_bits} is not a whole, positive number of bytes")
         self.dma_bits = dma_bits
+        self.narrow_upsizers = narrow_upsizers
 
     def apply(self, model: ModelWrapper) -> tuple[ModelWrapper, bool]:
         from hw_build.rtl import codegen
@@ -159,7 +164,7 @@ class InsertStreamPlumbing(Transformation):
         vt = verilog_name(e.tensor)
         shape = [1] + [int(d) for d in model.get_tensor_shape(e.tensor)[1:]]
         dtype = e.dtype.name
-        place = fifo_place(e, self.dma_bits, join=e.tensor in joins)
+        place = fifo_place(e, self.dma_bits, join=e.tensor in joins, narrow_upsizers=self.narrow_upsizers)
         dma = e.producer.node is None
         frame_bits = e.beats * e.consumer.width
         in_width = self.dma_bits if dma else e.producer.width
@@ -199,8 +204,28 @@ class InsertStreamPlumbing(Transformation):
         return nodes
 
 
-def insert_stream_plumbing(model: ModelWrapper, dma_bits: int = 64) -> ModelWrapper:
-    return model.transform(InsertStreamPlumbing(dma_bits))
+def insert_stream_plumbing(model: ModelWrapper, dma_bits: int = 64, narrow_upsizers: bool = True) -> ModelWrapper:
+    return model.transform(InsertStreamPlumbing(dma_bits, narrow_upsizers))
+
+
+def narrow_upsizer_fifos(model: ModelWrapper) -> list[str]:
+    """The FIFO nodes of the plumbed ``model`` that sit on the narrow side of an upsizer."""
+    consumers = {t: n for n in model.graph.node for t in n.input}
+    found = []
+    for name, op in fifos(model).items():
+        nxt = consumers.get(op.onnx_node.output[0])
+        if nxt is not None and nxt.op_type == "WidthConverter" and \
+                getCustomOp(nxt).get_nodeattr("in_bits") < getCustomOp(nxt).get_nodeattr("out_bits"):
+            found.append(name)
+    return found
+
+
+def dma_bits_of(model: ModelWrapper) -> int:
+    """The DMA word width the plumbing of ``model`` was inserted for (its TlastQueue's)."""
+    queue = next((n for n in model.graph.node if n.op_type == "TlastQueue"), None)
+    if queue is None:
+        raise BuildError("the model has no stream plumbing (no TlastQueue node); run the fold step first")
+    return int(getCustomOp(queue).get_nodeattr("in_bits"))
 
 
 def fifos(model: ModelWrapper) -> dict:

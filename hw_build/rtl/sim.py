@@ -15,6 +15,7 @@ completion manifest; a damaged entry is rebuilt).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -31,6 +32,8 @@ from hw_build import cache
 from hw_build.errors import BuildError
 from hw_build.rtl import codegen, is_include
 from hw_build.rtl.encoding import pack_stream, unpack_stream
+
+log = logging.getLogger("hw_build")
 
 #: C++ optimisation of the simulation model: -O1 builds about twice as fast as Verilator's
 #: default -Os and runs these stream-heavy designs at similar speed
@@ -585,7 +588,11 @@ def size_fifos(model: ModelWrapper, out_dir: Path, frames: np.ndarray | None = N
     (the nodes' ``depth``) and leave the RTL generated with them in ``out_dir``.
 
     1. generate with deep FIFOs (a whole frame on every edge) and measure the steady-state
-       II with the input running free: the rate the sized design must keep, exactly;
+       II with the input running free: the rate the sized design must keep, exactly. Where
+       that is slower than designed (the slowest layer, or the DMA) and FIFOs sit on the
+       narrow side of upsizers, they go back to the wide side (``plumbing.fifo_place``: a
+       bursty consumer behind an upsizer stalls a producer that has no slack) and the deep
+       run is repeated;
     2. simulate again with the source paced at that II (one frame per II cycles), so the
        layers before the bottleneck do not simply fill every FIFO, and record each FIFO's
        maximum occupancy m: the buffering the schedule really needs (e.g. the skew between
@@ -599,7 +606,7 @@ def size_fifos(model: ModelWrapper, out_dir: Path, frames: np.ndarray | None = N
     dataflow does not depend on the pixel values). FIFOs whose depth a folding file fixed
     (``fixed_depth``) keep it throughout. Returns the chosen depths (FIFO node name -> beats).
     """
-    from hw_build.fold.plumbing import fifos, set_fifo_depths
+    from hw_build.fold.plumbing import dma_bits_of, fifos, insert_stream_plumbing, narrow_upsizer_fifos, set_fifo_depths
 
     out_dir = Path(out_dir)
     g = codegen.analyse(model)
@@ -607,12 +614,25 @@ def size_fifos(model: ModelWrapper, out_dir: Path, frames: np.ndarray | None = N
         rng = np.random.default_rng(seed)
         frames = rng.integers(0, 256, size=(4, *g.frame_shape), dtype=np.uint8)
     timing_frames = cycled_frames(frames, SIZING_FRAMES)
-    ops = fifos(model)
-    fixed = {name: op.depth() for name, op in ops.items() if op.get_nodeattr("fixed_depth")}
-    set_fifo_depths(model, {name: fixed.get(name, op.frame_depth()) for name, op in ops.items()})
-    codegen.generate(model, out_dir)
-    # the deep runs and the proofs all use the probing build (compiled once per depth set)
-    ref_labels, ref_stats = simulate_top(out_dir, timing_frames, 0.0, 0.0, seed, probe_fifos=True)
+
+    def deep_run() -> tuple[dict, np.ndarray, dict]:
+        ops = fifos(model)
+        fixed = {name: op.depth() for name, op in ops.items() if op.get_nodeattr("fixed_depth")}
+        set_fifo_depths(model, {name: fixed.get(name, op.frame_depth()) for name, op in ops.items()})
+        manifest = codegen.generate(model, out_dir)
+        # the deep runs and the proofs all use the probing build (compiled once per depth set)
+        labels, stats = simulate_top(out_dir, timing_frames, 0.0, 0.0, seed, probe_fifos=True)
+        return fixed, labels, {**stats, "designed": max(manifest["cycles_per_frame"], manifest["words_per_frame"])}
+
+    fixed, ref_labels, ref_stats = deep_run()
+    narrow = narrow_upsizer_fifos(model)
+    # (FIFOs a folding file fixed keep the plumbing they were fixed for)
+    if ref_stats["ii_cycles"] > ref_stats["designed"] and narrow and not fixed:
+        log.info("FIFO sizing: II %.0f cycles with FIFOs on the narrow side of upsizers (%s), %d designed; "
+                 "putting them on the wide side", ref_stats["ii_cycles"], ", ".join(narrow), ref_stats["designed"])
+        # in place: the caller's model is the design the sizing leaves generated
+        model.model.CopyFrom(insert_stream_plumbing(model, dma_bits_of(model), narrow_upsizers=False).model)
+        fixed, ref_labels, ref_stats = deep_run()
     target_ii = ref_stats["ii_cycles"]
     _, paced = simulate_top(out_dir, timing_frames, 0.0, 0.0, seed, probe_fifos=True, frame_interval=target_ii)
     depths = {name: fixed.get(name, max(2, m + 1)) for name, m in paced["fifo_max"].items()}
