@@ -60,10 +60,10 @@ module rom #(
 `endif
             reg [WIDTH-1:0] mem [0:DEPTH-1];
             if (READ_STAGES > 1 && DEPTH > 64 && DEPTH <= 256) begin : g_banked
-                // Banks of 64 words, each bit of a bank a function of six address bits (one
-                // LUT6), registered; the second stage picks the bank. Read as one deep ROM,
-                // synthesis builds word decoders shared by all bits instead (about 9 LUTs a
-                // bit for 144 words, and 10 LUT levels in an MVTU).
+                // Banks of 64 words, each registered (a bit of a bank is a function of six
+                // address bits), then a second stage picks the bank. Read as one deep ROM
+                // with a second data register, Yosys still put the whole decode in one stage
+                // (ftbnn_small's 144-word MVTU_6: 10 LUT levels; banked: 8, the same LUTs).
                 localparam AW = `CLOG2_1(DEPTH);
                 localparam BW = AW - 6;
                 localparam BANKS = (DEPTH + 63) / 64;
