@@ -330,7 +330,7 @@ def step_verify(ctx: Context) -> None:
     result["mismatches_vs_dataflow"] = mismatch_df
     dma = interface.read(ctx.out).dma_cycles_per_frame
     ii = float(stats["ii_cycles"])
-    designed = max(codegen.read_manifest(rtl_dir)["cycles_per_frame"], dma)
+    designed = codegen.designed_ii_cycles(codegen.read_manifest(rtl_dir))
     ctx.report["rtlsim"] = {
         "frames": int(len(labels)), "ii_cycles": ii, "designed_ii_cycles": designed,
         "latency_cycles": int(stats["latency_cycles"]),

@@ -313,6 +313,13 @@ def read_manifest(rtl_dir: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def designed_ii_cycles(manifest: dict) -> int:
+    """Cycles per frame the generated design is built for: its slowest layer, or the DMA
+    stream (one input word per cycle) when that is slower. A measured II above it is lost
+    in the plumbing or in a layer's cycles()."""
+    return max(int(manifest["cycles_per_frame"]), int(manifest["words_per_frame"]))
+
+
 # --------------------------------------------------------------------------- single layers
 def generate_harness(cases: list[tuple[ModelWrapper, NodeProto]], out_dir: Path,
                      name: str = "harness") -> dict:

@@ -622,7 +622,7 @@ def size_fifos(model: ModelWrapper, out_dir: Path, frames: np.ndarray | None = N
         manifest = codegen.generate(model, out_dir)
         # the deep runs and the proofs all use the probing build (compiled once per depth set)
         labels, stats = simulate_top(out_dir, timing_frames, 0.0, 0.0, seed, probe_fifos=True)
-        return fixed, labels, {**stats, "designed": max(manifest["cycles_per_frame"], manifest["words_per_frame"])}
+        return fixed, labels, {**stats, "designed": codegen.designed_ii_cycles(manifest)}
 
     fixed, ref_labels, ref_stats = deep_run()
     narrow = narrow_upsizer_fifos(model)
