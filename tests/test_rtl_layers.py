@@ -71,6 +71,15 @@ def build_cases() -> dict[str, T.Case]:
                                            frames=FRAMES))
     add("mvtu_int_banked_rom", T.mvtu_case(banked, "mvtu_int_banked_rom", 16, 16, 1, 1, vectors=2, binary=False,
                                            in_dtype="UINT2", w_dtype="INT3", thresholds=3, frames=FRAMES))
+    # binary lane sums as a bit heap (xnor_popcount.v): block-RAM weights, lane counts over
+    # the heap's corner cases (1 and 2 lanes, a partial last group of three, several
+    # registered stages, columns that wait), with and without thresholds; own generator
+    heap = np.random.default_rng(SEED + 2)
+    for mw, mh, pe, simd, vectors, th in ((5, 4, 2, 1, 2, 1), (8, 4, 2, 2, 3, 1), (21, 6, 3, 7, 2, 0),
+                                          (66, 4, 2, 33, 2, 1), (200, 8, 4, 100, 2, 3), (1154, 2, 1, 577, 2, 1)):
+        name = f"mvtu_bin_heap{simd}"
+        add(name, T.mvtu_case(heap, name, mw, mh, pe, simd, vectors=vectors, thresholds=th, frames=FRAMES))
+        getCustomOp(cases[name][1]).set_nodeattr("mem_style", "block")
     for k in range(4):
         binary = bool(rng.integers(2))
         mw = int(_pick(rng, [4, 6, 8, 9, 12, 18, 32]))
@@ -209,6 +218,24 @@ def test_banked_rom_cases_have_lut_rom_weights_deeper_than_a_bank():
         params = getCustomOp(node).rtl_params(model)
         assert params["WEIGHT_STYLE"] == "distributed", name
         assert (params["MW"] // params["SIMD"]) * (params["MH"] // params["PE"]) == words, name
+
+
+def test_heap_cases_take_the_bit_heap_popcount():
+    """The heap cases above (block RAM weights) take xnor_popcount with the XNORs inside (mvtu.v
+    HEAP_XNOR, mirrored by MvtuParams); behind a LUT ROM of at most 32 words the heap counts
+    XNOR bits made outside it; deeper LUT ROMs, constant weights (one fold) and integer layers
+    keep the adder tree."""
+    from hw_build.ops.mvtu import MvtuParams
+
+    def record(name: str) -> MvtuParams:
+        model, node, _ = CASES[name]
+        return MvtuParams(**getCustomOp(node).rtl_params(model))
+
+    assert all(record(n).heap_xnor() for n in CASES if n.startswith("mvtu_bin_heap"))
+    assert not record("mvtu_bin_banked_rom").heap_popcount()    # 160 words: the adder tree
+    assert record("mvtu_bin_th").heap_popcount() and not record("mvtu_bin_th").heap_xnor()
+    assert not record("mvtu_bin_full_fold").heap_popcount()
+    assert not record("mvtu_int_banked_rom").heap_popcount()
 
 
 def test_deep_narrow_weight_rom_goes_to_block_ram():

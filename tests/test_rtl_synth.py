@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hw_build.rtl import library_files, tools
+from hw_build.rtl import library_files, library_sources, tools
 from tests import rtl_cases as T
 
 STAT_SAMPLE = """
@@ -66,3 +66,26 @@ def test_residual_top_synthesizes(tmp_path):
     T.generate(T.residual_graph(np.random.default_rng(0)), tmp_path, 32)
     result = tools.synth(tmp_path)
     assert result["lut"] > 100
+
+
+def test_binary_mvtu_with_block_ram_weights_costs_at_most_1_6_luts_per_lane(tmp_path):
+    """The bit-heap popcount (xnor_popcount.v, XNORs inside its first LUTs): a binary MVTU with
+    block-RAM weights and 768 lanes (PE 4 x SIMD 192; CNV's MVTU_3 has 3,072 of the same kind,
+    1.51 LUT per lane) stays within 1.6 Yosys LUTs per lane, counters and thresholds included,
+    and within 8 LUT levels. The adder tree it replaced cost 2.3 per lane."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    model, node, _ = T.mvtu_case(np.random.default_rng(7), "heap_cost", 576, 16, 4, 192, thresholds=1, frames=1)
+    op = getCustomOp(node)
+    op.set_nodeattr("mem_style", "block")
+    params = op.rtl_params(model)
+    files = []
+    for name, lines in op.rtl_memories(model).items():
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+        files.append(tmp_path / name)
+    job = tools.SynthJob("heap_cost", "mvtu", tuple(params.items()), tuple(library_sources(["mvtu"])), tuple(files))
+    result = tools.run_synth_job(job, tmp_path / "synth")
+    lanes = params["PE"] * params["SIMD"]
+    assert result["bram36"] > 0, "the weights are meant to be in block RAM"
+    assert result["lut"] / lanes <= 1.6, f"{result['lut']} LUT for {lanes} lanes"
+    assert result["lut_levels"] <= 8

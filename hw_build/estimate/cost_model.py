@@ -54,6 +54,10 @@ FF_MEMORY_BITS = 64
 #: a RAM deeper than 64 words goes to block RAM above this many bits (Yosys's choice in the
 #: calibration data: 560 x 4 and 512 x 1 stay in LUT RAM, 2306 x 1 and 128 x 24 do not)
 LUTRAM_MAX_BITS = 2304
+#: ... and, within that, only while at most this deep or this narrow (140 x 16, a sliding
+#: window's line buffer in ftbnn_tiny, went to block RAM; 560 x 4 did not)
+LUTRAM_MAX_DEEP_DEPTH = 128
+LUTRAM_MAX_DEEP_WIDTH = 8
 
 
 def ram_choice(depth: int, width: int) -> str:
@@ -61,7 +65,8 @@ def ram_choice(depth: int, width: int) -> str:
     "ff", "lutram" or "block"."""
     if depth * width <= FF_MEMORY_BITS or depth <= 2:
         return "ff"
-    if depth <= 64 or depth * width <= LUTRAM_MAX_BITS:
+    if depth <= 64 or (depth * width <= LUTRAM_MAX_BITS
+                       and (depth <= LUTRAM_MAX_DEEP_DEPTH or width <= LUTRAM_MAX_DEEP_WIDTH)):
         return "lutram"
     return "block"
 

@@ -44,6 +44,23 @@ def threshold_levels(acc: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 
 
 class MvtuParams(rtl_record("mvtu")):
+    def weight_read_stages(self) -> int:
+        """mvtu.v W_READ_STAGES: a LUT ROM of over 32 words has a data register after its decode."""
+        folds = max(1, self.MW // self.SIMD) * max(1, self.MH // self.PE)
+        return 2 if self.WEIGHT_STYLE != "block" and folds > 32 else 1
+
+    def heap_xnor(self) -> bool:
+        """mvtu.v HEAP_XNOR: the XNORs inside the bit heap's first LUTs (xnor_popcount.v), where
+        a weight bit comes from a register or one LUT6 of decode (block RAM, a 33-64 word ROM)."""
+        folds = max(1, self.MW // self.SIMD) * max(1, self.MH // self.PE)
+        return bool(self.BINARY) and (self.WEIGHT_STYLE == "block" or 32 < folds <= 64)
+
+    def heap_popcount(self) -> bool:
+        """mvtu.v HEAP_POPCOUNT: binary lane sums by the bit heap, with the XNORs inside or behind
+        a LUT ROM of 2-32 words; deeper LUT ROMs and constant weights keep the adder tree."""
+        folds = max(1, self.MW // self.SIMD) * max(1, self.MH // self.PE)
+        return self.heap_xnor() or (bool(self.BINARY) and 1 < folds <= 32)
+
     def resource_features(self) -> ModuleFeatures:
         mw, mh, pe, simd = self.MW, self.MH, self.PE, self.SIMD
         binary = self.BINARY
@@ -53,8 +70,7 @@ class MvtuParams(rtl_record("mvtu")):
         lut: Features = {"const": 1.0}
         ff: Features = {"const": 1.0, "counters": clog2(sf) + clog2(nf) + clog2(sf * nf)}
         lut["counters"] = ff["counters"]
-        # mvtu.v W_READ_STAGES: a LUT ROM of over 32 words has a data register after its decode
-        w_stages = 2 if self.WEIGHT_STYLE != "block" and sf * nf > 32 else 1
+        w_stages = self.weight_read_stages()
         bram = rom_features(sf * nf, pe * simd * w_bits, self.WEIGHT_STYLE, "w", lut, ff, w_stages)
         if binary and "w_rom" in lut and sf * nf <= 32:
             # Yosys moves the ROM's output register to its address: a weight bit is then a
@@ -66,7 +82,14 @@ class MvtuParams(rtl_record("mvtu")):
         ff["x_word"] = xword * w_stages      # the input word waits for the weights
         terms = pe * simd
         dsp = 0.0
-        if binary:
+        if binary and self.heap_popcount():
+            # xnor_popcount.v: LUTs of a bit heap (about 4/3 per lane with the XNORs inside, one
+            # more per lane where a LUT-ROM weight's decode and the XNOR come first), a final
+            # adder per PE, registers after every few heap steps
+            lut["heap_xnor" if self.heap_xnor() else "heap_bits"] = terms
+            lut["heap_root"] = pe * clog2(simd + 1)
+            ff["heap"] = terms
+        elif binary:
             # XNOR with the weight feeds the popcount; a constant weight (one fold) is a wire
             lut["popcount_const_w" if sf * nf == 1 else "popcount"] = terms
             lut["tree_root"] = pe * acc

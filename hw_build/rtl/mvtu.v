@@ -70,7 +70,17 @@ module mvtu #(
     // READ_STAGES), else decode, XNOR and popcount make one stage 9-10 LUT levels deep.
     /* verilator lint_off WIDTHEXPAND */
     localparam W_READ_STAGES = (WEIGHT_STYLE == "block" || FOLDS <= 32) ? 1 : 2;
+    // Binary lane sums: a bit-heap popcount of LUTs (xnor_popcount.v). The XNORs go inside the
+    // heap's first LUTs (about 1.35 LUTs per lane in all) where a weight bit arrives from a
+    // register or one LUT6 of decode: block RAM, or a LUT ROM of 33-64 words. Behind a LUT ROM
+    // of 2-32 words the XNOR shares a LUT with the weight's decode (a 5-input function) outside
+    // the heap, which counts those bits. Deeper LUT ROMs (a bank or multiplexer stage before the
+    // XNOR) and constant weights (one fold) keep the adder tree: synthesis merges the XNOR
+    // into both the last decode step and the first counters there, which measured cheaper.
+    localparam HEAP_XNOR     = (BINARY != 0 && (WEIGHT_STYLE == "block" || (FOLDS > 32 && FOLDS <= 64))) ? 1 : 0;
+    localparam HEAP_POPCOUNT = (HEAP_XNOR != 0 || (BINARY != 0 && FOLDS > 1 && FOLDS <= 32)) ? 1 : 0;
     /* verilator lint_on WIDTHEXPAND */
+    localparam HEAP_LEVELS   = 3;       // LUT levels between the heap's registers
 
     // ---------------------------------------------------------------- control
     reg                   out_valid;
@@ -347,74 +357,108 @@ module mvtu #(
     wire [NW-1:0]          c_nf;
     genvar g, st, nd;
     generate
-        for (g = 0; g < PE; g = g + 1) begin : g_lane
-            reg [SUM_TOTAL-1:0] stage_q;    // the registered node sums of stages 1..STAGES
-            for (st = 0; st < STAGES; st = st + 1) begin : g_stage
-                localparam NI = sum_nodes(st);
-                localparam WI = sum_width(st);
-                localparam NO = sum_nodes(st + 1);
-                localparam WO = sum_width(st + 1);
-                wire [NI*WI-1:0] stage_in;
-                if (st == 0) begin : g_terms
-                    assign stage_in = b_terms[g*SIMD*TERM +: SIMD*TERM];
-                end else begin : g_sums
-                    assign stage_in = stage_q[sum_offset(st) +: NI*WI];
-                end
-                for (nd = 0; nd < NO; nd = nd + 1) begin : g_node
-                    localparam FIRST = nd * SUM_GROUP;
-                    localparam COUNT = (NI - FIRST < SUM_GROUP) ? NI - FIRST : SUM_GROUP;
-                    wire [WO-1:0] node_sum;
-                    adder_tree #(
-                        .N        (COUNT),
-                        .IN_BITS  (WI),
-                        .SIGNED   (BINARY == 0),
-                        .OUT_BITS (WO)
-                    ) tree (
-                        .terms (stage_in[FIRST*WI +: COUNT*WI]),
-                        .sum   (node_sum)
+        if (HEAP_POPCOUNT != 0) begin : g_heap
+            // one bit-heap popcount per PE (xnor_popcount.v), the XNORs inside its first LUTs; the
+            // fold's flags ride through PE 0's pipeline as its tag
+            localparam CW = sum_width(STAGES);
+            localparam TAG = 3 + NW;
+            wire [TAG-1:0] tag_out;
+            for (g = 0; g < PE; g = g + 1) begin : g_lane
+                wire [CW-1:0] lane_count;
+                // the input word (XNOR inside the heap) or this PE's XNOR bits
+                wire [SIMD-1:0] heap_x = (HEAP_XNOR != 0) ? a_x : b_terms[g*SIMD +: SIMD];
+                wire [(g == 0 ? TAG : 1)-1:0] lane_tag;
+                if (g == 0) begin : g_flags
+                    xnor_popcount #(.N(SIMD), .OUT_BITS(CW), .ROUNDS_PER_STAGE(HEAP_LEVELS), .XNOR(HEAP_XNOR), .TAG_BITS(TAG)) popcount (
+                        .clk(clk), .rst_n(rst_n), .ce(advance), .x(heap_x), .w(a_w[g*SIMD +: SIMD]),
+                        .tag_in({a_valid, a_first, a_last, a_nf}), .count(lane_count), .tag_out(lane_tag)
                     );
-                    always @(posedge clk) begin
-                        if (advance) stage_q[sum_offset(st + 1) + nd*WO +: WO] <= node_sum;
+                    assign tag_out = lane_tag;
+                end else begin : g_count
+                    xnor_popcount #(.N(SIMD), .OUT_BITS(CW), .ROUNDS_PER_STAGE(HEAP_LEVELS), .XNOR(HEAP_XNOR), .TAG_BITS(1)) popcount (
+                        .clk(clk), .rst_n(rst_n), .ce(advance), .x(heap_x), .w(a_w[g*SIMD +: SIMD]),
+                        .tag_in(1'b0), .count(lane_count), .tag_out(lane_tag)
+                    );
+                    wire unused = &{1'b0, lane_tag};
+                end
+                if (CW < ACC_BITS) begin : g_extend
+                    assign c_sums[g*ACC_BITS +: ACC_BITS] = {{(ACC_BITS - CW){1'b0}}, lane_count};
+                end else begin : g_exact
+                    assign c_sums[g*ACC_BITS +: ACC_BITS] = lane_count;
+                end
+            end
+            assign {c_valid, c_first, c_last, c_nf} = tag_out;
+            wire unused_terms = &{1'b0, b_terms, b_valid, b_first, b_last, b_nf};
+        end else begin : g_tree
+            for (g = 0; g < PE; g = g + 1) begin : g_lane
+                reg [SUM_TOTAL-1:0] stage_q;    // the registered node sums of stages 1..STAGES
+                for (st = 0; st < STAGES; st = st + 1) begin : g_stage
+                    localparam NI = sum_nodes(st);
+                    localparam WI = sum_width(st);
+                    localparam NO = sum_nodes(st + 1);
+                    localparam WO = sum_width(st + 1);
+                    wire [NI*WI-1:0] stage_in;
+                    if (st == 0) begin : g_terms
+                        assign stage_in = b_terms[g*SIMD*TERM +: SIMD*TERM];
+                    end else begin : g_sums
+                        assign stage_in = stage_q[sum_offset(st) +: NI*WI];
+                    end
+                    for (nd = 0; nd < NO; nd = nd + 1) begin : g_node
+                        localparam FIRST = nd * SUM_GROUP;
+                        localparam COUNT = (NI - FIRST < SUM_GROUP) ? NI - FIRST : SUM_GROUP;
+                        wire [WO-1:0] node_sum;
+                        adder_tree #(
+                            .N        (COUNT),
+                            .IN_BITS  (WI),
+                            .SIGNED   (BINARY == 0),
+                            .OUT_BITS (WO)
+                        ) tree (
+                            .terms (stage_in[FIRST*WI +: COUNT*WI]),
+                            .sum   (node_sum)
+                        );
+                        always @(posedge clk) begin
+                            if (advance) stage_q[sum_offset(st + 1) + nd*WO +: WO] <= node_sum;
+                        end
+                    end
+                end
+                localparam WR = sum_width(STAGES);
+                wire [WR-1:0] root = stage_q[sum_offset(STAGES) +: WR];
+                if (WR < ACC_BITS) begin : g_extend
+                    assign c_sums[g*ACC_BITS +: ACC_BITS] = {{(ACC_BITS - WR){BINARY == 0 && root[WR-1]}}, root};
+                end else begin : g_exact
+                    assign c_sums[g*ACC_BITS +: ACC_BITS] = root;
+                end
+            end
+
+            // the fold's flags travel with its sums
+            reg [STAGES:1] st_valid, st_first, st_last;
+            reg [NW-1:0]   st_nf [1:STAGES];
+            integer        q, qv;    // one loop variable per always block (one driver each)
+            always @(posedge clk) begin
+                if (advance) begin
+                    st_first[1] <= b_first;
+                    st_last[1]  <= b_last;
+                    st_nf[1]    <= b_nf;
+                    for (q = 2; q <= STAGES; q = q + 1) begin
+                        st_first[q] <= st_first[q-1];
+                        st_last[q]  <= st_last[q-1];
+                        st_nf[q]    <= st_nf[q-1];
                     end
                 end
             end
-            localparam WR = sum_width(STAGES);
-            wire [WR-1:0] root = stage_q[sum_offset(STAGES) +: WR];
-            if (WR < ACC_BITS) begin : g_extend
-                assign c_sums[g*ACC_BITS +: ACC_BITS] = {{(ACC_BITS - WR){BINARY == 0 && root[WR-1]}}, root};
-            end else begin : g_exact
-                assign c_sums[g*ACC_BITS +: ACC_BITS] = root;
+            always @(posedge clk) begin
+                if (!rst_n) st_valid <= {STAGES{1'b0}};
+                else if (advance) begin
+                    st_valid[1] <= b_valid;
+                    for (qv = 2; qv <= STAGES; qv = qv + 1) st_valid[qv] <= st_valid[qv-1];
+                end
             end
+            assign c_valid = st_valid[STAGES];
+            assign c_first = st_first[STAGES];
+            assign c_last  = st_last[STAGES];
+            assign c_nf    = st_nf[STAGES];
         end
     endgenerate
-
-    // the fold's flags travel with its sums
-    reg [STAGES:1] st_valid, st_first, st_last;
-    reg [NW-1:0]   st_nf [1:STAGES];
-    integer        q, qv;    // one loop variable per always block (one driver each)
-    always @(posedge clk) begin
-        if (advance) begin
-            st_first[1] <= b_first;
-            st_last[1]  <= b_last;
-            st_nf[1]    <= b_nf;
-            for (q = 2; q <= STAGES; q = q + 1) begin
-                st_first[q] <= st_first[q-1];
-                st_last[q]  <= st_last[q-1];
-                st_nf[q]    <= st_nf[q-1];
-            end
-        end
-    end
-    always @(posedge clk) begin
-        if (!rst_n) st_valid <= {STAGES{1'b0}};
-        else if (advance) begin
-            st_valid[1] <= b_valid;
-            for (qv = 2; qv <= STAGES; qv = qv + 1) st_valid[qv] <= st_valid[qv-1];
-        end
-    end
-    assign c_valid = st_valid[STAGES];
-    assign c_first = st_first[STAGES];
-    assign c_last  = st_last[STAGES];
-    assign c_nf    = st_nf[STAGES];
 
     // ---------------------------------------------------------------- accumulate
     // the threshold word is read in parallel, so the ROM's output register lines up with acc

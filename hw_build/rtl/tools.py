@@ -173,6 +173,9 @@ def synth_modules(configs: dict[str, tuple[str, dict[str, int | str]]], work_dir
 #: what report.json ``synth.tool`` says
 SYNTH_TOOL = "yosys synth_xilinx -family xc7"
 
+#: library files whose modules carry keep_hierarchy (mapped on their own, then flattened)
+KEPT_HIERARCHY = ("lut6.v",)
+
 
 @dataclass(frozen=True)
 class SynthJob:
@@ -207,6 +210,11 @@ class SynthJob:
             # flat (one instance, so nothing is lost) for the longest-path count; no I/O or clock
             # buffers: the instance sits inside a design, not on the pins
             f"synth_xilinx -family xc7 -flatten -noiopad -noclkbuf -top {self.module}",
+            # modules kept apart for mapping (lut6.v: one LUT each, keep_hierarchy) are inlined
+            # once mapped, so the counts and paths below are of one flat netlist (only where
+            # there are such modules: the script is part of every job's cache key)
+            *(["setattr -mod -unset keep_hierarchy", "flatten", f"hierarchy -top {self.module}"]
+              if any(Path(p).name in KEPT_HIERARCHY for p in self.sources) else []),
             "tee -q -o stat.txt stat",
             # LUT levels: the longest path through LUT cells only (flip-flops, carry chains and
             # memories end a path)
