@@ -70,12 +70,13 @@ def test_residual_top_synthesizes(tmp_path):
 
 def test_binary_mvtu_with_block_ram_weights_costs_at_most_1_6_luts_per_lane(tmp_path):
     """The bit-heap popcount (xnor_popcount.v, XNORs inside its first LUTs): a binary MVTU with
-    block-RAM weights and 768 lanes (PE 4 x SIMD 192; CNV's MVTU_3 has 3,072 of the same kind,
-    1.51 LUT per lane) stays within 1.6 Yosys LUTs per lane, counters and thresholds included,
-    and within 8 LUT levels. The adder tree it replaced cost 2.3 per lane."""
+    block-RAM weights and 1,536 lanes (PE 8 x SIMD 192, one neuron fold: no input buffer; CNV's
+    MVTU_3 has 3,072 lanes of the same kind) stays within 1.6 Yosys LUTs per lane, counters and
+    thresholds included, and within 8 LUT levels. The adder tree it replaced cost 2.3 per lane
+    on MVTU_3."""
     from qonnx.custom_op.registry import getCustomOp
 
-    model, node, _ = T.mvtu_case(np.random.default_rng(7), "heap_cost", 576, 16, 4, 192, thresholds=1, frames=1)
+    model, node, _ = T.mvtu_case(np.random.default_rng(7), "heap_cost", 576, 8, 8, 192, thresholds=1, frames=1)
     op = getCustomOp(node)
     op.set_nodeattr("mem_style", "block")
     params = op.rtl_params(model)

