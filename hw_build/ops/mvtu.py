@@ -44,22 +44,23 @@ def threshold_levels(acc: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 
 
 class MvtuParams(rtl_record("mvtu")):
+    def folds(self) -> int:
+        """mvtu.v FOLDS: synapse folds x neuron folds, the words of the weight ROM."""
+        return max(1, self.MW // self.SIMD) * max(1, self.MH // self.PE)
+
     def weight_read_stages(self) -> int:
         """mvtu.v W_READ_STAGES: a LUT ROM of over 32 words has a data register after its decode."""
-        folds = max(1, self.MW // self.SIMD) * max(1, self.MH // self.PE)
-        return 2 if self.WEIGHT_STYLE != "block" and folds > 32 else 1
+        return 2 if self.WEIGHT_STYLE != "block" and self.folds() > 32 else 1
 
     def heap_xnor(self) -> bool:
         """mvtu.v HEAP_XNOR: the XNORs inside the bit heap's first LUTs (xnor_popcount.v), where
         a weight bit comes from a register or one LUT6 of decode (block RAM, a 33-64 word ROM)."""
-        folds = max(1, self.MW // self.SIMD) * max(1, self.MH // self.PE)
-        return bool(self.BINARY) and (self.WEIGHT_STYLE == "block" or 32 < folds <= 64)
+        return bool(self.BINARY) and (self.WEIGHT_STYLE == "block" or 32 < self.folds() <= 64)
 
     def heap_popcount(self) -> bool:
         """mvtu.v HEAP_POPCOUNT: binary lane sums by the bit heap, with the XNORs inside or behind
         a LUT ROM of 2-32 words; deeper LUT ROMs and constant weights keep the adder tree."""
-        folds = max(1, self.MW // self.SIMD) * max(1, self.MH // self.PE)
-        return self.heap_xnor() or (bool(self.BINARY) and 1 < folds <= 32)
+        return self.heap_xnor() or (bool(self.BINARY) and 1 < self.folds() <= 32)
 
     def resource_features(self) -> ModuleFeatures:
         mw, mh, pe, simd = self.MW, self.MH, self.PE, self.SIMD
