@@ -10,7 +10,7 @@
 //               (three LUTs each; a leftover of 3..5 bits gets a 3:2, 4:3 or 5:3 counter, a
 //               leftover of 1..2 bits waits), until no column holds more than two bits
 //   final       the two remaining rows are added (one carry chain)
-// which is about 1.35 LUTs per lane. Each LUT is a `lut6` instance (kept as its own hierarchy
+// (CNV MVTU_3 in benchmarks/anchors.py: 1.60 LUTs per lane, counters and thresholds included). Each LUT is a `lut6` instance (kept as its own hierarchy
 // level, so synthesis cannot re-split it).
 //
 // Timing: every step is one LUT level; the heap is registered after every ROUNDS_PER_STAGE
